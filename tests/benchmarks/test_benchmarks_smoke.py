@@ -1,0 +1,69 @@
+"""Each benchmark script runs end to end with --quick and writes its JSON result.
+
+The scripts run in a subprocess exactly as a user runs them
+(``python benchmarks/<name>.py --quick``), writing into a temporary directory so
+a smoke run never overwrites the figures of a real run in benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+EXPECTED = {
+    "inproc_fanout": {
+        "contenders": {"deque_limit", "asyncio_queue", "broadcaster", "tidings"},
+        "metric": "deliveries_per_s",
+        "ratios": {
+            "tidings / deque_limit",
+            "tidings / broadcaster",
+            "tidings / asyncio_queue",
+        },
+    },
+    "selector_scaling": {
+        "contenders": {"none", "eq_10k", "range_1k", "eq_10k_naive_scan"},
+        "metric": "messages_per_s",
+        "ratios": {"eq_10k / none", "range_1k / none", "eq_10k / eq_10k_naive_scan"},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_script_runs_quick_and_writes_its_results(name: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / f"{name}.py"),
+            "--quick",
+            "--repeat",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+    document = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+    expected = EXPECTED[name]
+    assert set(document) == {"name", "params", "results", "ratios"}
+    assert document["name"] == name
+    assert document["params"]["quick"] is True
+    assert set(document["results"]) == expected["contenders"]
+    for contender, metrics in document["results"].items():
+        value = metrics[expected["metric"]]
+        assert value > 0, f"{contender}: {expected['metric']} = {value}"
+    assert set(document["ratios"]) == expected["ratios"]
+    assert all(value > 0 for value in document["ratios"].values())
+    # the printed table carries the same ratios
+    for ratio_name in expected["ratios"]:
+        assert ratio_name in completed.stdout
