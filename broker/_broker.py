@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -21,7 +20,8 @@ from broker._errors import (
     InvalidRepeatError,
     NotCancellableError,
 )
-from broker._fanout import Channel
+from broker._fanout import Channel, Group
+from broker._ids import new_message_id
 from broker._messages import (
     BrokerStatistics,
     Message,
@@ -39,7 +39,6 @@ from broker._validation import (
 from broker.selectors import compile_selector
 
 _OVERFLOW_POLICIES = get_args(Overflow)
-_MESSAGE_ID_PREFIX = "message:"
 
 
 class Broker:
@@ -95,11 +94,13 @@ class Broker:
         self._running = False
         for channel in self._channels.values():
             for group in list(channel.groups.values()):
-                for sub in list(group.subscribers):
+                for sub in list(group.readers):
                     sub.end(None)
         task_group = cast(anyio.abc.TaskGroup, self._task_group)  # set by __aenter__
         task_group.cancel_scope.cancel()
-        return await task_group.__aexit__(exc_type, exc, tb)
+        # The body's own exception propagates as it is, not wrapped in an exception group.
+        await task_group.__aexit__(None, None, None)
+        return None
 
     def _check_running(self) -> None:
         if not self._running:
@@ -135,11 +136,10 @@ class Broker:
         if overflow not in _OVERFLOW_POLICIES:
             raise InvalidArgumentError(f"overflow must be one of {', '.join(_OVERFLOW_POLICIES)}")
 
-        def attach(sub: Subscription) -> Channel:
+        def attach(sub: Subscription) -> tuple[Channel, Group]:
             self._check_running()
             target = self._channel(channel)
-            target.attach(sub, compiled)
-            return target
+            return target, target.attach(sub, compiled)
 
         return Subscription(attach, channel, compiled.text, max_pending, overflow)
 
@@ -166,7 +166,7 @@ class Broker:
         target = self._channel(channel)
         checked = check_headers(headers)
         payload = normalize_payload(message, checked, self._max_message_size)
-        message_id = _MESSAGE_ID_PREFIX + str(uuid.uuid4())
+        message_id = new_message_id()
         envelope = Message(
             message_id=message_id,
             channel=channel,
@@ -199,7 +199,7 @@ class Broker:
         if target is None:
             raise ChannelNotFoundError(f"channel {channel!r} does not exist")
         for group in list(target.groups.values()):
-            for sub in list(group.subscribers):
+            for sub in list(group.readers):
                 sub.end(ChannelNotFoundError(f"channel {channel!r} was deleted"))
 
     def statistics(self) -> BrokerStatistics:

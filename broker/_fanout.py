@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from broker._messages import ChannelStatistics, Message
-from broker._subscription import Offer
 from broker.selectors import EqualityKey, Selector
 from broker.selectors._values import numeric
 
@@ -20,41 +21,96 @@ if TYPE_CHECKING:
     from broker._subscription import Subscription
 
 _Bucket = dict["Group", None]
+TRIM_INTERVAL = 256
 
 
 class Group:
-    __slots__ = ("exact", "key", "selector", "subscribers")
+    """Subscriptions sharing one selector, reading one log of the messages it matched.
 
-    def __init__(self, selector: Selector) -> None:
+    Bounds are checked exactly but rarely: each reader has a mark with
+    unread <= head - mark, so no reader can pass half or all of max_pending
+    before the head passes mark + that; the group checks then (half full makes
+    the publisher yield so consumers catch up), or after TRIM_INTERVAL
+    messages to free what every reader has taken.
+    """
+
+    __slots__ = (
+        "_event",
+        "base",
+        "check_len",
+        "exact",
+        "key",
+        "log",
+        "readers",
+        "selector",
+        "stats",
+    )
+
+    def __init__(self, selector: Selector, stats: ChannelStatistics) -> None:
         self.selector = selector
         self.key = selector.equality
         self.exact = self.key is not None and self.key.exact
-        self.subscribers: dict[Subscription, None] = {}
+        self.stats = stats
+        self.readers: dict[Subscription, None] = {}
+        self.log: list[Message] = []
+        self.base = 0  # absolute position of log[0]
+        self.check_len = TRIM_INTERVAL  # compact when the log reaches this length
+        self._event: anyio.Event | None = None
 
-    def deliver(self, message: Message) -> tuple[int, int, bool]:
-        """Queue to every subscriber: (queued, dropped, publisher should yield).
+    @property
+    def head(self) -> int:
+        return self.base + len(self.log)
 
-        The common case is inlined (no call, no allocation per subscriber).
-        """
-        refused = dropped = 0
+    def add(self, sub: Subscription) -> None:
+        self.readers[sub] = None
+        sub._pos = sub._mark = self.head
+        self.check_len = min(self.check_len, len(self.log) + sub.max_pending // 2 + 1)
+
+    def waiter(self) -> anyio.Event:
+        """One event for every caught-up reader: a publish wakes them with one set()."""
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
+        return event
+
+    def wake(self) -> None:
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    def publish(self, message: Message) -> bool:
+        """Append once for all readers; True when a reader is filling up (publisher yields)."""
+        log = self.log
+        log.append(message)
+        self.stats.delivered += len(self.readers)
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+        return len(log) >= self.check_len and self.compact()
+
+    def compact(self) -> bool:
+        """Enforce every reader's bound, free what all have taken, plan the next check."""
+        head = self.head
         pressure = False
-        for sub in self.subscribers:
-            queue = sub._queue
-            if len(queue) < sub._high_water:
-                queue.append(message)
-                waiter = sub._waiter
-                if waiter is not None:
-                    sub._waiter = None
-                    waiter.set()
-            else:
-                outcome = sub.offer_slow(message)
-                if outcome is Offer.REFUSED:
-                    refused += 1
-                    dropped += 1
-                else:
-                    pressure = True
-                    dropped += outcome is Offer.EVICTED
-        return len(self.subscribers) - refused, dropped, pressure
+        next_check = head + TRIM_INTERVAL
+        for sub in list(self.readers):
+            unread = sub.settle(self)
+            if sub in self.readers:
+                # Check again when it may pass half full (publisher yields) or its bound.
+                half = sub.max_pending // 2
+                filling = unread > half
+                pressure = pressure or filling
+                next_check = min(
+                    next_check, sub._mark + (sub.max_pending if filling else half) + 1
+                )
+        low = min((sub._pos for sub in self.readers), default=head)
+        if low > self.base:
+            self.log = self.log[low - self.base :]  # a new list: batches already taken are slices
+            self.base = low
+        self.check_len = next_check - self.base
+        return pressure
 
 
 class _ValueIndex:
@@ -127,12 +183,12 @@ class Channel:
         self.scan: list[Group] = []  # selectors the index cannot narrow
         self.index: dict[str, _ValueIndex] = {}
         self._dispatching = False
-        self._deferred: list[Subscription] = []
+        self._deferred: list[Group] = []
 
-    def attach(self, sub: Subscription, selector: Selector) -> None:
+    def attach(self, sub: Subscription, selector: Selector) -> Group:
         group = self.groups.get(selector.text)
         if group is None:
-            group = self.groups[selector.text] = Group(selector)
+            group = self.groups[selector.text] = Group(selector, self.stats)
             key = group.key
             if selector.matches_all:
                 self.all = group
@@ -140,18 +196,18 @@ class Channel:
                 self.scan.append(group)
             else:
                 self.index.setdefault(key.name, _ValueIndex()).add(group, key.values)
-        group.subscribers[sub] = None
+        group.add(sub)
         self.stats.subscribers += 1
+        return group
 
-    def detach(self, sub: Subscription) -> None:
-        if self._dispatching:  # never mutate what dispatch is iterating
-            self._deferred.append(sub)
-            return
-        group = self.groups[sub.selector]
-        del group.subscribers[sub]
+    def detach(self, sub: Subscription, group: Group) -> None:
+        """Called once per subscription, after it has left `group.readers`."""
         self.stats.subscribers -= 1
-        if not group.subscribers:
-            self._drop_group(group)
+        if not group.readers and self.groups.get(group.selector.text) is group:
+            if self._dispatching:  # never mutate what dispatch is iterating
+                self._deferred.append(group)
+            else:
+                self._drop_group(group)
 
     def _drop_group(self, group: Group) -> None:
         del self.groups[group.selector.text]
@@ -172,23 +228,18 @@ class Channel:
 
     def dispatch(self, message: Message) -> bool:
         """Queue `message` to every matching subscription; True if the publisher should yield."""
-        stats = self.stats
-        stats.published += 1
+        self.stats.published += 1
         if not self.groups:
             return False
         headers = message.headers
-        queued = dropped = 0
         pressure = False
         self._dispatching = True
         try:
             if self.all is not None:
-                queued, dropped, pressure = self.all.deliver(message)
+                pressure = self.all.publish(message)
             for group in self.scan:
-                if group.selector.matches(headers):
-                    q, d, p = group.deliver(message)
-                    queued += q
-                    dropped += d
-                    pressure = pressure or p
+                if group.selector.matches(headers) and group.publish(message):
+                    pressure = True
             index = self.index
             if index:
                 # Walk the smaller side: the message's headers or the indexed header names.
@@ -202,17 +253,15 @@ class Channel:
                     if bucket is None:
                         continue
                     for group in bucket:
-                        if group.exact or group.selector.matches(headers):
-                            q, d, p = group.deliver(message)
-                            queued += q
-                            dropped += d
-                            pressure = pressure or p
+                        if (group.exact or group.selector.matches(headers)) and group.publish(
+                            message
+                        ):
+                            pressure = True
         finally:
             self._dispatching = False
-        stats.delivered += queued
-        stats.dropped += dropped
         if self._deferred:
             deferred, self._deferred = self._deferred, []
-            for sub in deferred:
-                self.detach(sub)
+            for group in deferred:
+                if not group.readers and self.groups.get(group.selector.text) is group:
+                    self._drop_group(group)
         return pressure

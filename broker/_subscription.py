@@ -1,33 +1,29 @@
-"""A subscription: a bounded queue filled by the publisher, drained by one consumer.
+"""A subscription: a read position in its group's shared log, and a batch being read.
 
-The publisher appends references without awaiting; the consumer is woken only
-on the empty -> non-empty transition and then drains without awaiting while
-messages are queued (PERFORMANCE.md: wake per batch, not per message).
+Publishing appends a message once per selector group, never once per
+subscriber. A consumer takes everything new as one batch (a list slice) and
+iterates it in C via a list iterator kept on the subscription, so breaking out
+of `async for` loses nothing and a consumer is woken once per batch, not per
+message (PERFORMANCE.md). Bounds are enforced when a batch is taken and when
+the group compacts its log, so memory stays bounded by max_pending.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import AsyncGenerator, Callable
-from enum import Enum
+from collections.abc import AsyncGenerator, Callable, Iterator
+from operator import length_hint
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, TypeAlias
-
-import anyio
+from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 
 from broker._errors import BrokerError, SlowConsumerError
 from broker._messages import Message
 
 if TYPE_CHECKING:
-    from broker._fanout import Channel
+    from broker._fanout import Channel, Group
 
 Overflow: TypeAlias = Literal["close", "drop_oldest"]
 
-
-class Offer(Enum):
-    QUEUED = 1  # queued; the queue is filling, so the publisher should yield
-    EVICTED = 2  # queued after dropping the oldest message (drop_oldest)
-    REFUSED = 3  # not queued: the subscription ended as a slow consumer (close)
+_EMPTY: Iterator[Message] = iter(())
 
 
 class Subscription:
@@ -35,14 +31,14 @@ class Subscription:
 
     __slots__ = (
         "_attach",
+        "_batch",
         "_channel",
         "_closed",
         "_drop_oldest",
         "_error",
-        "_high_water",
-        "_limit",
-        "_queue",
-        "_waiter",
+        "_group",
+        "_mark",
+        "_pos",
         "channel",
         "dropped",
         "max_pending",
@@ -52,7 +48,7 @@ class Subscription:
 
     def __init__(
         self,
-        attach: Callable[[Subscription], Channel],
+        attach: Callable[[Subscription], tuple[Channel, Group]],
         channel: str,
         selector: str,
         max_pending: int,
@@ -60,12 +56,11 @@ class Subscription:
     ) -> None:
         self._attach = attach
         self._channel: Channel | None = None
-        self._queue: deque[Message] = deque()
-        self._limit = max_pending
-        # Past this fill the publisher yields once, so consumers that keep up get to run.
-        self._high_water = max(1, max_pending // 2)
+        self._group: Group | None = None
+        self._pos = 0  # absolute log position of the next message not yet in a batch
+        self._mark = 0  # unread <= group head - mark, whatever is published from now on
+        self._batch: Iterator[Message] = _EMPTY
         self._drop_oldest = overflow == "drop_oldest"
-        self._waiter: anyio.Event | None = None
         self._closed = False
         self._error: BrokerError | None = None
         self.channel = channel
@@ -79,7 +74,7 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         if self._channel is not None or self._closed:
             raise RuntimeError("a subscription can be entered only once")
-        self._channel = self._attach(self)
+        self._channel, self._group = self._attach(self)
         return self
 
     async def __aexit__(
@@ -92,19 +87,30 @@ class Subscription:
 
     def close(self) -> None:
         """Unsubscribe now; queued messages are discarded and iteration stops."""
-        self._queue.clear()
-        self.end(None)
+        self._batch = _EMPTY
+        self._end(None, keep=False)
 
     def end(self, error: BrokerError | None) -> None:
         """Stop receiving; iteration yields what is queued, then raises `error` or stops."""
+        self._end(error, keep=True)
+
+    def _end(self, error: BrokerError | None, *, keep: bool) -> None:
         if self._closed:
             return
         self._closed = True
         self._error = error
-        channel = self._channel
-        if channel is not None:
-            channel.detach(self)
-        self._wake()
+        group = self._group
+        if group is None:
+            return
+        if keep:
+            room = max(0, self.max_pending - self._batch_left())
+            held = group.log[self._pos - group.base :][:room]
+            if held:
+                self._batch = iter([*self._batch, *held])
+        group.readers.pop(self, None)
+        group.wake()
+        if self._channel is not None:
+            self._channel.detach(self, group)
 
     @property
     def closed(self) -> bool:
@@ -112,50 +118,68 @@ class Subscription:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Messages received and not yet read."""
+        group = self._group
+        unread = 0 if group is None or self._closed else group.base + len(group.log) - self._pos
+        return unread + self._batch_left()
 
-    # -- publisher side (called by Channel.dispatch only when past the high-water mark) -----
+    def _batch_left(self) -> int:
+        return length_hint(self._batch)
 
-    def offer_slow(self, message: Message) -> Offer:
-        """Queue a message when the queue is past its high-water mark."""
-        queue = self._queue
-        if len(queue) < self._limit:
-            queue.append(message)
-            self._wake()
-            return Offer.QUEUED
-        self.dropped += 1
-        if self._drop_oldest:
-            queue.popleft()
-            queue.append(message)
-            return Offer.EVICTED
-        self.end(SlowConsumerError())
-        return Offer.REFUSED
+    # -- bounds ------------------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.set()
+    def settle(self, group: Group) -> int:
+        """Apply the overflow policy if more than max_pending are unread; returns unread."""
+        head = group.head
+        in_batch = self._batch_left()
+        unread = head - self._pos + in_batch
+        excess = unread - self.max_pending
+        if excess > 0:
+            self.dropped += excess
+            group.stats.dropped += excess
+            if not self._drop_oldest:
+                group.stats.delivered -= excess  # refused, never queued
+                self._end(SlowConsumerError(), keep=True)
+                return self.max_pending
+            if excess >= in_batch:
+                self._batch = _EMPTY
+                self._pos += excess - in_batch
+            else:
+                self._batch = iter(list(self._batch)[excess:])
+            unread = self.max_pending
+        self._mark = head - unread
+        return unread
 
     # -- consumer side -----------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        if self._channel is None:
+    def _refill(self) -> bool:
+        """Take everything new as the next batch; False when there is nothing."""
+        group = self._group
+        if group is None:
             raise RuntimeError("enter the subscription with 'async with' before reading it")
-        waiter = self._waiter
-        if waiter is None:
-            waiter = self._waiter = anyio.Event()
-        await waiter.wait()
+        if self._closed or self._pos >= group.head:
+            return False
+        self.settle(group)
+        if self._closed:
+            return True  # overflowed: what it held became the batch
+        log = group.log
+        self._batch = iter(log[self._pos - group.base :])
+        self._pos = group.head
+        return True
+
+    async def _wait(self) -> None:
+        await cast("Group", self._group).waiter().wait()  # _refill checked it is set
 
     def __aiter__(self) -> AsyncGenerator[Message, None]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncGenerator[Message, None]:
-        # An async generator resumes cheaper than a coroutine per __anext__ call.
-        queue = self._queue
+        # An async generator over a list iterator: the cheapest per-message resume available.
         while True:
-            while queue:
-                yield queue.popleft()
+            for message in self._batch:
+                yield message
+            if self._refill():
+                continue
             if self._closed:
                 if self._error is not None:
                     raise self._error
@@ -163,18 +187,20 @@ class Subscription:
             await self._wait()
 
     async def __anext__(self) -> Message:
-        queue = self._queue
-        while not queue:
+        while True:
+            for message in self._batch:
+                return message
+            if self._refill():
+                continue
             if self._closed:
                 if self._error is not None:
                     raise self._error
                 raise StopAsyncIteration
             await self._wait()
-        return queue.popleft()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._channel else "new"
         return (
             f"<Subscription {self.channel!r} selector={self.selector!r} {state} "
-            f"pending={len(self._queue)} dropped={self.dropped}>"
+            f"pending={self.pending} dropped={self.dropped}>"
         )
