@@ -19,7 +19,7 @@ run: install
 	$(BIN)/python examples/quickstart.py
 
 test: install
-	$(BIN)/python -m pytest --cov=broker --cov-branch --cov-report=term-missing --cov-fail-under=100
+	$(BIN)/python -m pytest -q --cov=broker --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 lint: install
 	$(BIN)/ruff check broker transports tests benchmarks examples

@@ -218,14 +218,14 @@ async def best_of(
 
 
 def format_value(value: float) -> str:
-    """Compact human form: 14.2 M, 853.1 k, 0.1412."""
+    """Compact human form: 14.20 M, 853.1 k, 0.1412; whole numbers (counts) as they are."""
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value)}"
     magnitude = abs(value)
     if magnitude >= 1e6:
         return f"{value / 1e6:.2f} M"
     if magnitude >= 1e4:
         return f"{value / 1e3:.1f} k"
-    if value == int(value) and magnitude < 1e4:
-        return f"{int(value)}"
     return f"{value:.4g}"
 
 

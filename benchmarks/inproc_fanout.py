@@ -75,9 +75,11 @@ class Harness:
     """Start line and finish line shared by a trial's consumer tasks."""
 
     def __init__(self, subscribers: int, messages: int) -> None:
+        self.subscribers = subscribers
         self.messages = messages
         self._not_ready = subscribers
         self.all_ready = asyncio.Event()
+        self.all_done = asyncio.Event()
         self.finished_at: list[float] = []
 
     def ready(self) -> None:
@@ -86,13 +88,18 @@ class Harness:
         if self._not_ready == 0:
             self.all_ready.set()
 
-    def done(self, count: int, last: Any) -> None:
-        """Call on the M-th message, before any teardown."""
+    async def done(self, count: int, last: Any) -> None:
+        """Call on the M-th message; returns once every consumer is done, so teardown
+        (leaving the subscription) stays off the clock for everyone."""
         self.finished_at.append(time.perf_counter())
-        if count != self.messages or last != {"n": self.messages - 1}:
+        complete = count == self.messages and last == {"n": self.messages - 1}
+        if not complete or len(self.finished_at) == self.subscribers:
+            self.all_done.set()
+        if not complete:
             raise AssertionError(
                 f"consumer got {count} messages (last {last!r}), expected {self.messages}"
             )
+        await self.all_done.wait()
 
 
 async def trial(
@@ -105,7 +112,11 @@ async def trial(
     """Start the consumers, wait until all are parked, publish, return the delivery time."""
     harness = Harness(subscribers, messages)
     tasks = [asyncio.create_task(consumer(harness)) for _ in range(subscribers)]
-    await harness.all_ready.wait()
+    ready = asyncio.create_task(harness.all_ready.wait())
+    await asyncio.wait([ready, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if task.done():
+            task.result()  # a consumer that failed before the start raises here
     for _ in range(3):  # let the last ones reach their first wait
         await asyncio.sleep(0)
     start = time.perf_counter()
@@ -150,8 +161,7 @@ async def run_deque_limit(subscribers: int, messages: int, yield_every: int) -> 
                 break
             sub.waiter = loop.create_future()
             await sub.waiter
-        harness.done(count, last)
-        subs.remove(sub)
+        await harness.done(count, last)
 
     async def publish(payload: Payload) -> None:
         for sub in subs:
@@ -177,8 +187,7 @@ async def run_asyncio_queue(subscribers: int, messages: int, yield_every: int) -
         while count < messages:
             last = await get()
             count += 1
-        harness.done(count, last)
-        queues.remove(queue)
+        await harness.done(count, last)
 
     async def publish(payload: Payload) -> None:
         for queue in queues:
@@ -202,7 +211,7 @@ async def run_broadcaster(subscribers: int, messages: int, yield_every: int) -> 
                     count += 1
                     if count == messages:
                         break
-                harness.done(count, last)
+                await harness.done(count, last)
 
         async def publish(payload: Payload) -> None:
             await broadcast.publish(channel=CHANNEL, message=payload)
@@ -225,7 +234,7 @@ async def run_tidings(subscribers: int, messages: int, yield_every: int) -> floa
                     count += 1
                     if count == messages:
                         break
-                harness.done(count, last)
+                await harness.done(count, last)
 
         async def publish(payload: Payload) -> None:
             await broker.publish(CHANNEL, payload)

@@ -25,8 +25,9 @@ batches while publishing goes on; the clock runs from the first publish until th
 last publish has returned (the consumer's catch-up afterwards is not timed, its
 count is checked). The drained subscription's ``max_pending`` exceeds the message
 count, so nothing can overflow. Subscriptions are entered with one
-``contextlib.AsyncExitStack``, outside the clock (``setup_s`` reports that time);
-those that never receive anything have no consumer task.
+``contextlib.AsyncExitStack``, outside the clock (``setup_s`` reports that time, best
+of the rounds: the broker may cache compiled selectors between rounds); those that
+never receive anything have no consumer task.
 """
 
 from __future__ import annotations

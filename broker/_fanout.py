@@ -102,9 +102,7 @@ class Group:
                 half = sub.max_pending // 2
                 filling = unread > half
                 pressure = pressure or filling
-                next_check = min(
-                    next_check, sub._mark + (sub.max_pending if filling else half) + 1
-                )
+                next_check = min(next_check, sub._mark + (sub.max_pending if filling else half) + 1)
         low = min((sub._pos for sub in self.readers), default=head)
         if low > self.base:
             self.log = self.log[low - self.base :]  # a new list: batches already taken are slices
@@ -262,6 +260,5 @@ class Channel:
         if self._deferred:
             deferred, self._deferred = self._deferred, []
             for group in deferred:
-                if not group.readers and self.groups.get(group.selector.text) is group:
-                    self._drop_group(group)
+                self._drop_group(group)
         return pressure

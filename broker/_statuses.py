@@ -29,9 +29,6 @@ class StatusLog:
         entry = self._entries.get(message_id)
         return MessageStatus.UNKNOWN if entry is None else entry[0]
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def _expire(self, now: float) -> None:
         entries = self._entries
         horizon = now - self._retention

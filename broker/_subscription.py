@@ -109,8 +109,7 @@ class Subscription:
                 self._batch = iter([*self._batch, *held])
         group.readers.pop(self, None)
         group.wake()
-        if self._channel is not None:
-            self._channel.detach(self, group)
+        cast("Channel", self._channel).detach(self, group)  # set together with _group
 
     @property
     def closed(self) -> bool:
@@ -159,9 +158,7 @@ class Subscription:
             raise RuntimeError("enter the subscription with 'async with' before reading it")
         if self._closed or self._pos >= group.head:
             return False
-        self.settle(group)
-        if self._closed:
-            return True  # overflowed: what it held became the batch
+        # No bound check here: the group checks at the exact message that could break one.
         log = group.log
         self._batch = iter(log[self._pos - group.base :])
         self._pos = group.head

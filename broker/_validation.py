@@ -65,9 +65,7 @@ def check_headers(headers: Mapping[str, Any] | None) -> Headers:
 
 def _plain(key: str, value: object) -> str | int | float | bool:
     """Subclasses (StrEnum, IntEnum, ...) become their base type; anything else is refused."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool cannot be subclassed, so this is an int subclass
         return int(value)
     if isinstance(value, float):
         number = float(value)

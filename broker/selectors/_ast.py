@@ -156,8 +156,8 @@ def unparse(node: Node) -> str:
             return "NOT " + _child(operand, _PREDICATE)
         case And(items=items):
             return " AND ".join(_child(item, _NOT) for item in items)
-        case Or(items=items):
-            return " OR ".join(_child(item, _AND) for item in items)
+        case _:
+            return " OR ".join(_child(item, _AND) for item in node.items)
 
 
 def _child(node: Node, limit: int) -> str:

@@ -22,7 +22,6 @@ from broker.selectors._ast import (
     Literal,
     Node,
     Not,
-    Or,
     Unary,
 )
 from broker.selectors._like import compile_like
@@ -89,8 +88,8 @@ def _build(node: Node) -> _Compiled:
             return _not(_compile(operand))
         case And(items=items):
             return _and([_compile(item) for item in items])
-        case Or(items=items):
-            return _or([_compile(item) for item in items])
+        case _:
+            return _or([_compile(item) for item in node.items])
 
 
 def _unary(negate: bool, operand: _Compiled) -> _Compiled:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -559,13 +560,26 @@ def evaluate(node: Node, headers: Mapping[str, HeaderValue]) -> Value:
 # --------------------------------------------------------------------------- API
 
 
+def _call_with_stack_room(function: Any, *args: Any) -> Any:
+    """Parsing recurses about 8 frames per open parenthesis (at most 64 of them); make sure
+    the caller's own stack depth (pytest, hypothesis) leaves room, and restore the limit."""
+    previous = sys.getrecursionlimit()
+    if previous < 5000:
+        sys.setrecursionlimit(5000)
+    try:
+        return function(*args)
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def oracle_compile(text: str | None) -> Node | None:
     """Parse a selector; None means "matches every message". Raises OracleSelectorError."""
     if text is None:
         return None
     if len(text) > MAX_LENGTH:
         raise OracleSelectorError("selector too long", MAX_LENGTH)
-    return Parser(tokenize(text)).parse_selector()
+    tree: Node | None = _call_with_stack_room(Parser(tokenize(text)).parse_selector)
+    return tree
 
 
 def oracle_matches(text: str | None, headers: Mapping[str, HeaderValue]) -> bool:
@@ -573,7 +587,7 @@ def oracle_matches(text: str | None, headers: Mapping[str, HeaderValue]) -> bool
     tree = oracle_compile(text)
     if tree is None:
         return True
-    return evaluate(tree, headers) is True
+    return _call_with_stack_room(evaluate, tree, headers) is True
 
 
 def oracle_valid(text: str | None) -> bool:

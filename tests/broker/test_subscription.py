@@ -41,24 +41,26 @@ async def test_overflow_close_yields_what_it_holds_then_slow_consumer_error() ->
 
 
 async def test_overflow_close_detected_by_publisher_bounds_memory() -> None:
-    async with Broker() as broker:
-        async with broker.subscribe("c", max_pending=200) as sub:
-            for i in range(1000):
-                await broker.publish("c", i)
-            # nobody read: the publisher's own bound check closed the subscription
-            assert sub.closed
-            assert sub.pending == 200
-            assert broker.statistics().channels["c"].subscribers == 0
-            assert broker._channels["c"].idle
-            got: list[object] = []
-            with pytest.raises(SlowConsumerError):
-                async for msg in sub:
-                    got.append(msg.message)
-            assert got == list(range(200))
+    async with Broker() as broker, broker.subscribe("c", max_pending=200) as sub:
+        for i in range(1000):
+            await broker.publish("c", i)
+        # nobody read: the publisher's own bound check closed the subscription
+        assert sub.closed
+        assert sub.pending == 200
+        assert broker.statistics().channels["c"].subscribers == 0
+        assert broker._channels["c"].idle
+        got: list[object] = []
+        with pytest.raises(SlowConsumerError):
+            async for msg in sub:
+                got.append(msg.message)
+        assert got == list(range(200))
 
 
 async def test_overflow_drop_oldest_keeps_the_newest_and_counts_drops() -> None:
-    async with Broker() as broker, broker.subscribe("c", max_pending=5, overflow="drop_oldest") as sub:
+    async with (
+        Broker() as broker,
+        broker.subscribe("c", max_pending=5, overflow="drop_oldest") as sub,
+    ):
         for i in range(12):
             await broker.publish("c", i)
         assert [(await anext(sub)).message for _ in range(5)] == [7, 8, 9, 10, 11]
