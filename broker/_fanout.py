@@ -9,12 +9,14 @@ non-matching equality subscribers cost nothing per message.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from broker._messages import ChannelStatistics, Message
-from broker.selectors import EqualityKey, Selector
+from broker.selectors import RangeKey, Selector
 from broker.selectors._values import numeric
 
 if TYPE_CHECKING:
@@ -39,7 +41,6 @@ class Group:
         "base",
         "check_len",
         "exact",
-        "key",
         "log",
         "readers",
         "selector",
@@ -48,8 +49,8 @@ class Group:
 
     def __init__(self, selector: Selector, stats: ChannelStatistics) -> None:
         self.selector = selector
-        self.key = selector.equality
-        self.exact = self.key is not None and self.key.exact
+        key = selector.equality or selector.range
+        self.exact = key is not None and key.exact  # an index hit alone proves a match
         self.stats = stats
         self.readers: dict[Subscription, None] = {}
         self.log: list[Message] = []
@@ -168,18 +169,96 @@ class _ValueIndex:
         return first | second  # one group keyed by both `1` and `'1'` is still met once
 
 
+class _Bounds:
+    """Groups requiring `header <op> bound` for one op, sorted by bound."""
+
+    __slots__ = ("bounds", "groups", "op")
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+        self.bounds: list[int | float] = []
+        self.groups: list[Group] = []
+
+    def add(self, bound: int | float, group: Group) -> None:
+        at = bisect_right(self.bounds, bound)
+        self.bounds.insert(at, bound)
+        self.groups.insert(at, group)
+
+    def remove(self, bound: int | float, group: Group) -> None:
+        first = bisect_left(self.bounds, bound)
+        at = first + self.groups[first:].index(group)  # among equal bounds, this group
+        del self.bounds[at]
+        del self.groups[at]
+
+    def matching(self, value: int | float) -> list[Group]:
+        """The groups whose `value <op> bound` is TRUE."""
+        op = self.op
+        if op == ">":  # bound < value
+            return self.groups[: bisect_left(self.bounds, value)]
+        if op == ">=":
+            return self.groups[: bisect_right(self.bounds, value)]
+        if op == "<":  # bound > value
+            return self.groups[bisect_right(self.bounds, value) :]
+        return self.groups[bisect_left(self.bounds, value) :]
+
+
+class _RangeIndex:
+    """Groups requiring a numeric comparison on one header: found by bisection."""
+
+    __slots__ = ("by_op",)
+
+    def __init__(self) -> None:
+        self.by_op: dict[str, _Bounds] = {}
+
+    def add(self, key: RangeKey, group: Group) -> None:
+        bounds = self.by_op.get(key.op)
+        if bounds is None:
+            bounds = self.by_op[key.op] = _Bounds(key.op)
+        bounds.add(key.bound, group)
+
+    def remove(self, key: RangeKey, group: Group) -> None:
+        bounds = self.by_op[key.op]
+        bounds.remove(key.bound, group)
+        if not bounds.groups:
+            del self.by_op[key.op]
+
+    def matching(self, value: Any) -> list[Group]:
+        kind = type(value)
+        if kind is str:
+            value = numeric(value)
+            if value is None:
+                return []
+        elif kind is not int and kind is not float:
+            return []  # NULL and booleans never compare with numbers
+        found: list[Group] = []
+        for bounds in self.by_op.values():
+            found += bounds.matching(value)
+        return found
+
+
 class Channel:
     """A channel's statistics and, while it has subscribers, its fan-out structures."""
 
-    __slots__ = ("_deferred", "_dispatching", "all", "groups", "index", "name", "scan", "stats")
+    __slots__ = (
+        "_deferred",
+        "_dispatching",
+        "all",
+        "groups",
+        "index",
+        "name",
+        "ranges",
+        "scan",
+        "stats",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.stats = ChannelStatistics()
         self.groups: dict[str, Group] = {}  # by canonical selector text
         self.all: Group | None = None  # subscribers without a selector
-        self.scan: list[Group] = []  # selectors the index cannot narrow
-        self.index: dict[str, _ValueIndex] = {}
+        self.scan: list[Group] = []  # selectors no index can narrow
+        self.index: dict[str, _ValueIndex] = {}  # equality keys, by header name
+        self.ranges: dict[str, _RangeIndex] = {}  # numeric range keys, by header name
         self._dispatching = False
         self._deferred: list[Group] = []
 
@@ -187,13 +266,16 @@ class Channel:
         group = self.groups.get(selector.text)
         if group is None:
             group = self.groups[selector.text] = Group(selector, self.stats)
-            key = group.key
+            key = selector.equality
+            bound = selector.range
             if selector.matches_all:
                 self.all = group
-            elif key is None:
-                self.scan.append(group)
-            else:
+            elif key is not None:
                 self.index.setdefault(key.name, _ValueIndex()).add(group, key.values)
+            elif bound is not None:
+                self.ranges.setdefault(bound.name, _RangeIndex()).add(bound, group)
+            else:
+                self.scan.append(group)
         group.add(sub)
         self.stats.subscribers += 1
         return group
@@ -208,17 +290,24 @@ class Channel:
                 self._drop_group(group)
 
     def _drop_group(self, group: Group) -> None:
-        del self.groups[group.selector.text]
-        key: EqualityKey | None = group.key
+        selector = group.selector
+        del self.groups[selector.text]
+        key = selector.equality
+        bound = selector.range
         if group is self.all:
             self.all = None
-        elif key is None:
-            self.scan.remove(group)
-        else:
+        elif key is not None:
             values = self.index[key.name]
             values.remove(group, key.values)
             if values.empty:
                 del self.index[key.name]
+        elif bound is not None:
+            ranges = self.ranges[bound.name]
+            ranges.remove(bound, group)
+            if not ranges.by_op:
+                del self.ranges[bound.name]
+        else:
+            self.scan.remove(group)
 
     @property
     def idle(self) -> bool:
@@ -241,20 +330,17 @@ class Channel:
             index = self.index
             if index:
                 # Walk the smaller side: the message's headers or the indexed header names.
-                names = headers if len(headers) < len(index) else index
-                for name in names:
+                for name in headers if len(headers) < len(index) else index:
                     values = index.get(name)
                     value = headers.get(name)
-                    if values is None or value is None:
-                        continue
-                    bucket = values.lookup(value)
-                    if bucket is None:
-                        continue
-                    for group in bucket:
-                        if (group.exact or group.selector.matches(headers)) and group.publish(
-                            message
-                        ):
+                    if values is not None and value is not None:
+                        bucket = values.lookup(value)
+                        if bucket is not None and _publish_to(bucket, message):
                             pressure = True
+            for name, ranges in self.ranges.items():
+                value = headers.get(name)
+                if value is not None and _publish_to(ranges.matching(value), message):
+                    pressure = True
         finally:
             self._dispatching = False
         if self._deferred:
@@ -262,3 +348,13 @@ class Channel:
             for group in deferred:
                 self._drop_group(group)
         return pressure
+
+
+def _publish_to(candidates: Iterable[Group], message: Message) -> bool:
+    """Publish to the candidates an index found whose whole selector holds."""
+    pressure = False
+    headers = message.headers
+    for group in candidates:
+        if (group.exact or group.selector.matches(headers)) and group.publish(message):
+            pressure = True
+    return pressure

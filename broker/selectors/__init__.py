@@ -6,16 +6,17 @@ every subscription with the same canonical text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from broker.selectors._ast import And as _And
 from broker.selectors._ast import Compare, Ident, In, Literal, Node, unparse
-from broker.selectors._compiler import compile_node, constant_value
+from broker.selectors._compiler import FLIPPED, compile_node, constant_value
 from broker.selectors._parser import parse
+from broker.selectors._values import Value
 
-__all__ = ["EqualityKey", "Selector", "compile_selector", "parse", "unparse"]
+__all__ = ["EqualityKey", "RangeKey", "Selector", "compile_selector", "parse", "unparse"]
 
 
 class EqualityKey:
@@ -29,15 +30,34 @@ class EqualityKey:
         self.exact = exact  # the key alone decides: any header meeting it makes the selector TRUE
 
 
-class Selector:
-    """A compiled selector. `matches(headers)` is True only when the condition is TRUE."""
+class RangeKey:
+    """`name <op> number` that must hold for the selector to be TRUE (header on the left)."""
 
-    __slots__ = ("_fn", "equality", "text")
+    __slots__ = ("bound", "exact", "name", "op")
+
+    def __init__(self, name: str, op: str, bound: int | float, exact: bool) -> None:
+        self.name = name
+        self.op = op  # one of < <= > >=
+        self.bound = bound
+        self.exact = exact
+
+
+class Selector:
+    """A compiled selector. `matches(headers)` is True only when the condition is TRUE.
+
+    `equality` or else `range` names a condition the selector requires, which
+    the fan-out indexes so that messages that cannot satisfy it cost nothing.
+    """
+
+    __slots__ = ("_fn", "equality", "range", "text")
 
     def __init__(self, node: Node | None) -> None:
         self.text = "" if node is None else unparse(node)
         self._fn = None if node is None else compile_node(node)
-        self.equality = None if node is None else _equality_key(node)
+        self.equality = None if node is None else _required(node, _equality_key)
+        self.range = None
+        if node is not None and self.equality is None:
+            self.range = _required(node, _range_key)
 
     @property
     def matches_all(self) -> bool:
@@ -56,18 +76,48 @@ def compile_selector(text: str | None) -> Selector:
     return Selector(parse(text))
 
 
+_Key = TypeVar("_Key", EqualityKey, RangeKey)
+
+
+def _required(node: Node, find: Callable[[Node], _Key | None]) -> _Key | None:
+    """The key of the node itself, or else of the first AND operand that has one."""
+    key = find(node)
+    if key is not None or not isinstance(node, _And):
+        return key
+    for item in node.items:
+        key = find(item)
+        if key is not None:
+            key.exact = False  # the other operands still have to be evaluated
+            return key
+    return None
+
+
+def _header_and_constant(node: Compare) -> tuple[str, str, Value] | None:
+    """(header, op as if the header were on the left, constant) for `h op c` or `c op h`."""
+    if isinstance(node.left, Ident):
+        constant, value = constant_value(node.right)
+        if constant:
+            return node.left.name, node.op, value
+    elif isinstance(node.right, Ident):
+        constant, value = constant_value(node.left)
+        if constant:
+            return node.right.name, FLIPPED[node.op], value
+    return None
+
+
 def _equality_key(node: Node) -> EqualityKey | None:
     if isinstance(node, In) and not node.negated:
         return EqualityKey(node.name, node.items, exact=True)
     if isinstance(node, Compare) and node.op == "=":
-        for header, other in ((node.left, node.right), (node.right, node.left)):
-            if isinstance(header, Ident):
-                constant, value = constant_value(other)
-                if constant and value is not None:
-                    return EqualityKey(header.name, (value,), exact=True)
-    if isinstance(node, _And):
-        for item in node.items:
-            key = _equality_key(item)
-            if key is not None:
-                return EqualityKey(key.name, key.values, exact=False)
+        found = _header_and_constant(node)
+        if found is not None and found[2] is not None:
+            return EqualityKey(found[0], (found[2],), exact=True)
+    return None
+
+
+def _range_key(node: Node) -> RangeKey | None:
+    if isinstance(node, Compare) and node.op in ("<", "<=", ">", ">="):
+        found = _header_and_constant(node)
+        if found is not None and type(found[2]) in (int, float):
+            return RangeKey(found[0], found[1], cast(int | float, found[2]), exact=True)
     return None

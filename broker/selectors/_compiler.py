@@ -30,7 +30,7 @@ from broker.selectors._values import COMPARATORS, Value, arith, compare, numeric
 Headers: TypeAlias = Mapping[str, Any]
 Evaluator: TypeAlias = Callable[[Headers], Value]
 
-_FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 class _Compiled:
@@ -123,7 +123,7 @@ def _compare(op: str, left: Node, right: Node) -> _Compiled:
     if isinstance(left, Ident) and rc.constant:
         return _header_vs_constant(op, left.name, rc.fn({}))
     if isinstance(right, Ident) and lc.constant:
-        return _header_vs_constant(_FLIPPED[op], right.name, lc.fn({}))
+        return _header_vs_constant(FLIPPED[op], right.name, lc.fn({}))
     lf = lc.fn
     rf = rc.fn
     return _Compiled(lambda h: compare(op, lf(h), rf(h)), lc.constant and rc.constant)

@@ -105,3 +105,57 @@ async def test_removing_a_group_keyed_by_equal_values_is_clean() -> None:
             await broker.publish("c", "m", headers={"h": 2})
             assert sub.pending == 1
         assert not broker._channels["c"].index
+
+
+RANGE_CASES: list[tuple[str, HeaderValue, bool]] = [
+    ("p > 5", 6, True),
+    ("p > 5", 5, False),
+    ("p > 5", 5.5, True),
+    ("p > 5", "6", True),
+    ("p > 5", "6.0", True),
+    ("p > 5", " 6", False),
+    ("p > 5", "abc", False),
+    ("p > 5", True, False),
+    ("p >= 5", 5, True),
+    ("p >= 5", 4.999, False),
+    ("p < 5", 4, True),
+    ("p < 5", 5, False),
+    ("p <= 5", 5.0, True),
+    ("p <= 5", 6, False),
+    ("5 < p", 6, True),
+    ("5 >= p", 5, True),
+    ("p > -2.5", -2, True),
+    ("p > 9007199254740992", 9007199254740993, True),
+    ("p > 9007199254740992.0", 9007199254740992, False),
+    ("p > 5 AND q = 'x'", 6, False),
+    ("q <> 'y' AND p > 5", 6, True),
+]
+
+
+@pytest.mark.parametrize(("selector", "value", "delivered"), RANGE_CASES)
+async def test_range_indexed_selectors_match_like_the_language(
+    selector: str, value: HeaderValue, delivered: bool
+) -> None:
+    async with Broker() as broker, broker.subscribe("c", selector=selector) as sub:
+        channel = broker._channels["c"]
+        assert channel.ranges or channel.index  # served by an index, not evaluated per message
+        assert not channel.scan
+        await broker.publish("c", "m", headers={"p": value, "q": "z"})
+        await broker.publish("c", "m", headers={"q": "z"})
+        assert sub.pending == (1 if delivered else 0)
+
+
+async def test_range_groups_with_equal_bounds_come_and_go_independently() -> None:
+    async with Broker() as broker:
+        a = broker.subscribe("c", selector="p > 5")
+        b = broker.subscribe("c", selector="p > 5 AND q = 1")
+        c = broker.subscribe("c", selector="p > 5.0")
+        d = broker.subscribe("c", selector="p < 1")
+        for sub in (a, b, c, d):
+            await sub.__aenter__()
+        b.close()
+        await broker.publish("c", "m", headers={"p": 6, "q": 1})
+        assert (a.pending, b.pending, c.pending, d.pending) == (1, 0, 1, 0)
+        for sub in (a, c, d):
+            sub.close()
+        assert not broker._channels["c"].ranges

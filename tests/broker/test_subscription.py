@@ -217,11 +217,13 @@ async def test_overflow_of_last_reader_during_dispatch_drops_group_after_dispatc
         a = broker.subscribe("c", selector="x = 1", max_pending=1)
         b = broker.subscribe("c", selector="x IN (1, 2)", max_pending=1000)
         c = broker.subscribe("c", selector="y > 0", max_pending=1)
-        async with a, b, c:
+        d = broker.subscribe("c", selector="y IS NOT NULL", max_pending=1)
+        async with a, b, c, d:
             for _ in range(70):
                 await broker.publish("c", "m", headers={"x": 1, "y": 1})
             assert a.closed
             assert c.closed
+            assert d.closed
             assert not b.closed
             assert set(broker._channels["c"].groups) == {"x IN (1, 2)"}
             assert b.pending == 70
