@@ -96,6 +96,8 @@ header_values: st.SearchStrategy[HeaderValue] = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-3, 10),
+    st.integers(-9, 9),
+    st.sampled_from([-7, -2, -1, 0, 1, 2, 3, 7, -0.5, 2.5, "-7", "3", "2.5"]),
     st.integers(),
     st.sampled_from([2**53 + 1, 2**62, 2**63, -(2**63), 10**400, -(10**400), 10**30 + 1]),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -163,6 +165,8 @@ EXPONENT = st.tuples(
 ).map("".join)
 INTEGER_VALUES = st.one_of(
     st.integers(0, 5),
+    st.integers(0, 9),
+    st.integers(0, 3),
     st.integers(0, 10**20),
     st.sampled_from([2**53 + 1, 2**62, 2**63, 10**30 + 1, 10**400]),
 )
@@ -482,31 +486,49 @@ def test_selectors_near_the_limits_agree(text: str, headers: Headers) -> None:
 # for `header = literal` / IN selectors; deliveries must still be exactly what each selector
 # defines.
 
+# literals and header values from one small pool, so that a header often equals a bound
+POOL_LITERALS = [
+    *("0", "1", "2", "1.0", "-1", "0.5", "-0.0", "'1'", "'01'", "'10'", "'9'"),
+    *("TRUE", "FALSE", "'x'", "9007199254740993", "9007199254740992.0"),
+]
+POOL_VALUES: list[HeaderValue] = [
+    *(0, 1, 2, 1.0, -1, 0.5, -0.0, "1", "01", "10", "9", True, False, "x", "1.0"),
+    *(9007199254740993, 9007199254740992.0, "9007199254740993", None),
+]
 INDEX_LITERAL = st.one_of(
+    st.sampled_from(POOL_LITERALS),
+    st.sampled_from(POOL_LITERALS),
     literal,
     st.tuples(st.sampled_from(["-", "+", "- -"]), number_literal).map("".join),
     st.sampled_from(["(1 = 1)", "(1 = 2)", "(1 / 0)", "+'1'", "-'2'", "1e0", "'01'", "'1.0'"]),
+    st.sampled_from(["'9'", "'10'", "+'9'", "-0.0", "2.5", "9007199254740992.0"]),
+    st.sampled_from(["9007199254740993", "1 + 1", "2 * 1.5", "(7 / 2)", "'7' / 2"]),
 )
 
 
+INDEX_OPERATORS = st.sampled_from(["=", "=", "<", "<=", ">", ">=", "<>"])
+
+
 @st.composite
-def equality_selector(draw: Draw) -> str:
-    """Shapes the equality index handles: h = v, v = h, h IN (...), h = v AND ..."""
-    name = str(draw(identifier))
+def indexable_selector(draw: Draw) -> str:
+    """Shapes the broker's equality and range indexes handle: h = v, v < h, h IN (...),
+    h >= v AND ..., and the near misses they must not index (NOT IN, <>)."""
+    name = str(draw(st.sampled_from(NAMES[:3])))
     value = str(draw(INDEX_LITERAL))
+    op = str(draw(INDEX_OPERATORS))
     form = draw(st.integers(0, 4))
     if form == 0:
-        return f"{name} = {value}"
+        return f"{name} {op} {value}"
     if form == 1:
-        return f"{value} = {name}"
+        return f"{value} {op} {name}"
     if form == 2:
         items = [in_item(draw) for _ in range(1 + draw(FEW) + draw(FEW))]
         negation = " NOT" if draw(st.integers(0, 4)) == 0 else ""
         return f"{name}{negation} IN ({', '.join(items)})"
     rest = or_expression(draw, 1)
     if form == 3:
-        return f"{name} = {value} AND {rest}"
-    return f"({rest}) AND {name} = {value}"
+        return f"{name} {op} {value} AND {rest}"
+    return f"({rest}) AND {name} {op} {value}"
 
 
 async def broker_deliveries(
@@ -531,11 +553,24 @@ async def broker_deliveries(
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     selectors=st.lists(
-        st.one_of(equality_selector(), equality_selector(), selector_text()),
+        st.one_of(indexable_selector(), indexable_selector(), selector_text()),
         min_size=1,
-        max_size=8,
+        max_size=12,
     ),
-    headers_list=st.lists(headers_strategy, min_size=1, max_size=8),
+    headers_list=st.lists(
+        st.one_of(
+            headers_strategy,
+            st.dictionaries(
+                st.sampled_from(NAMES[:3]),
+                st.one_of(
+                    st.sampled_from(POOL_VALUES), st.sampled_from(POOL_VALUES), header_values
+                ),
+                max_size=3,
+            ),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
 )
 def test_broker_delivers_what_the_oracle_says(
     selectors: list[str], headers_list: list[Headers]

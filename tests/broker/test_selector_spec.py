@@ -1138,6 +1138,17 @@ CONDITION_MATCHES = [
     m("x AND FALSE", {"x": 5}, F),
     m("NOT (x AND FALSE)", {"x": 5}, T),
     m("NOT (x OR FALSE)", {"x": 5}, F),
+    # NOT, AND and OR read their operands as conditions, so their value is never the operand's
+    m("(NOT NOT x) = 5", {"x": 5}, F),
+    m("(NOT NOT x) = x", {"x": "a"}, F),
+    m("NOT (NOT NOT x) = 5", {"x": 5}, F),
+    m("(NOT NOT x) = TRUE", {"x": True}, T),
+    m("(NOT NOT NOT NOT x) = FALSE", {"x": False}, T),
+    m("(x AND TRUE) = 5", {"x": 5}, F),
+    m("(x OR FALSE) = 5", {"x": 5}, F),
+    m("(x AND x) = x", {"x": "s"}, F),
+    m("(x OR x) = TRUE", {"x": True}, T),
+    m("-(NOT NOT x) = -5", {"x": 5}, F),
     m("TRUE", {}, T),
     m("TRUE", {"a": 1}, T),
     m("FALSE", {}, F),
@@ -1781,6 +1792,33 @@ INDEX_SELECTORS = sorted(
         "h = 'x' AND NOT h = 'x'",
         "h = 1e0",
         "h = 10000000000000000000000000000000000000000",
+        # numeric comparisons a broker may index by range
+        "h > 1",
+        "h >= 1",
+        "h < 1",
+        "h <= 1",
+        "1 < h",
+        "1 <= h",
+        "1 > h",
+        "1 >= h",
+        "h >= 1.0",
+        "h > 0.5",
+        "h <= -0.0",
+        "h >= -0.0",
+        "h > 9007199254740992.0",
+        "h >= 9007199254740993",
+        "h < 1e40",
+        "h >= 10000000000000000000000000000000000000000",
+        "h > -1",
+        "h >= 1 AND b = 2",
+        "b = 2 AND h < 2",
+        "h > 1 / 0",
+        "h > TRUE",
+        "h >= '1'",
+        "h < '10'",
+        "'1' <= h",
+        "h >= +'1'",
+        "h > 1 OR h < 1",
     }
 )
 INDEX_VALUES: list[HeaderValue] = [
@@ -1796,6 +1834,18 @@ INDEX_VALUES: list[HeaderValue] = [
     10**40,
     1e40,
     "1" + "0" * 40,
+    "10",
+    "9",
+    0.5,
+    "0.5",
+    -0.0,
+    "-0",
+    -1,
+    "-1",
+    9007199254740992.0,
+    9007199254740993,
+    "9007199254740993",
+    "1e40",
 ]
 INDEX_HEADERS: list[Headers] = [
     *({"h": value} for value in INDEX_VALUES),
@@ -1829,6 +1879,46 @@ async def test_equality_index_facts_one_subscription(
 ) -> None:
     [got] = await broker_deliveries([selector], [headers])
     assert got == ([0] if expected else [])
+
+
+# Pairs of selectors that a broker grouping subscriptions by some canonical form of the text
+# must keep apart: each pair differs in meaning for the headers that follow it.
+DISTINCT_SELECTORS: list[tuple[str, str, Headers]] = [
+    ("x / 2 = 3", "x / 2.0 = 3", {"x": 7}),
+    ("x / 2 < 3.5", "x / 2.0 < 3.5", {"x": 7}),
+    ("x * 1 > 0", "x * 1.0 > 0", {"x": 10**400}),
+    ("x + 0 = 9007199254740993", "x + 0.0 = 9007199254740993", {"x": 9007199254740993}),
+    ("x = 9007199254740993", "x = 9007199254740992.0", {"x": 9007199254740993}),
+    ("x IN (9007199254740993)", "x IN (9007199254740992.0)", {"x": 9007199254740993}),
+    ("+x = '7.0'", "x = '7.0'", {"x": "7"}),
+    ("- -x = '7.0'", "x = '7.0'", {"x": "7"}),
+    ("(NOT NOT x) = 5", "(x) = 5", {"x": 5}),
+    ("x = 'a '", "x = 'a'", {"x": "a"}),
+    ("x = ''''", "x = ''", {"x": "'"}),
+    ("x = 'é'", "x = 'e\u0301'", {"x": "é"}),
+    ("x LIKE 'a%'", "x LIKE 'a!%' ESCAPE '!'", {"x": "ab"}),
+    ("x LIKE 'a!%'", "x LIKE 'a!%' ESCAPE '!'", {"x": "a!b"}),
+    ("x > '9'", "x > 9", {"x": "10"}),
+    ("x = '1'", "x = 1", {"x": "1.0"}),
+    ("x IN ('1')", "x IN (1)", {"x": "01"}),
+    ("x = TRUE", "x = 'TRUE'", {"x": True}),
+    ("A = 1", "a = 1", {"a": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "headers"),
+    DISTINCT_SELECTORS,
+    ids=[f"{a} | {b}" for a, b, _ in DISTINCT_SELECTORS],
+)
+async def test_broker_keeps_different_selectors_apart(
+    first: str, second: str, headers: Headers
+) -> None:
+    """§6: equal selector texts may share a compiled predicate, different ones may not."""
+    expected = [[0] if oracle_matches(text, headers) else [] for text in (first, second)]
+    assert expected[0] != expected[1], "the pair must differ for these headers"
+    assert await broker_deliveries([first, second], [headers]) == expected
+    assert await broker_deliveries([second, first], [headers]) == expected[::-1]
 
 
 def test_selector_texts_are_case_sensitive_when_shared() -> None:
