@@ -21,7 +21,7 @@ from broker._errors import (
     NotCancellableError,
 )
 from broker._fanout import Channel, Group
-from broker._ids import new_message_id
+from broker._ids import MessageIds
 from broker._messages import (
     BrokerStatistics,
     Message,
@@ -72,6 +72,7 @@ class Broker:
         self._clock = clock
         self._statuses = StatusLog(retention=retention, max_count=max_statuses, clock=clock)
         self._channels: dict[str, Channel] = {}
+        self._new_id = MessageIds()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._running = False
 
@@ -166,7 +167,7 @@ class Broker:
         target = self._channel(channel)
         checked = check_headers(headers)
         payload = normalize_payload(message, checked, self._max_message_size)
-        message_id = new_message_id()
+        message_id = self._new_id()
         envelope = Message(
             message_id=message_id,
             channel=channel,

@@ -256,7 +256,7 @@ class Channel:
         self.stats = ChannelStatistics()
         self.groups: dict[str, Group] = {}  # by canonical selector text
         self.all: Group | None = None  # subscribers without a selector
-        self.scan: list[Group] = []  # selectors no index can narrow
+        self.scan: dict[Group, None] = {}  # selectors no index can narrow (a dict: O(1) removal)
         self.index: dict[str, _ValueIndex] = {}  # equality keys, by header name
         self.ranges: dict[str, _RangeIndex] = {}  # numeric range keys, by header name
         self._dispatching = False
@@ -275,7 +275,7 @@ class Channel:
             elif bound is not None:
                 self.ranges.setdefault(bound.name, _RangeIndex()).add(bound, group)
             else:
-                self.scan.append(group)
+                self.scan[group] = None
         group.add(sub)
         self.stats.subscribers += 1
         return group
@@ -307,7 +307,7 @@ class Channel:
             if not ranges.by_op:
                 del self.ranges[bound.name]
         else:
-            self.scan.remove(group)
+            del self.scan[group]
 
     @property
     def idle(self) -> bool:

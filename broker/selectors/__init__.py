@@ -70,7 +70,7 @@ class Selector:
         return f"Selector({self.text!r})"
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=16384)
 def compile_selector(text: str | None) -> Selector:
     """Parse and compile; raises SelectorError (code 5050, with .position) when invalid."""
     return Selector(parse(text))

@@ -27,9 +27,14 @@ EXPECTED = {
         },
     },
     "selector_scaling": {
-        "contenders": {"none", "eq_10k", "range_1k", "eq_10k_naive_scan"},
+        "contenders": {"none", "eq_10k", "range_1k", "scan_1k", "eq_10k_naive_scan"},
         "metric": "messages_per_s",
-        "ratios": {"eq_10k / none", "range_1k / none", "eq_10k / eq_10k_naive_scan"},
+        "ratios": {
+            "eq_10k / none",
+            "range_1k / none",
+            "scan_1k / none",
+            "eq_10k / eq_10k_naive_scan",
+        },
     },
 }
 
