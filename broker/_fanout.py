@@ -42,6 +42,7 @@ class Group:
         "check_len",
         "exact",
         "log",
+        "predicate",
         "readers",
         "selector",
         "stats",
@@ -49,6 +50,7 @@ class Group:
 
     def __init__(self, selector: Selector, stats: ChannelStatistics) -> None:
         self.selector = selector
+        self.predicate = selector.evaluator  # called directly: one call less per message
         key = selector.equality or selector.range
         self.exact = key is not None and key.exact  # an index hit alone proves a match
         self.stats = stats
@@ -325,7 +327,7 @@ class Channel:
             if self.all is not None:
                 pressure = self.all.publish(message)
             for group in self.scan:
-                if group.selector.matches(headers) and group.publish(message):
+                if group.predicate(headers) is True and group.publish(message):
                     pressure = True
             index = self.index
             if index:
@@ -355,6 +357,6 @@ def _publish_to(candidates: Iterable[Group], message: Message) -> bool:
     pressure = False
     headers = message.headers
     for group in candidates:
-        if (group.exact or group.selector.matches(headers)) and group.publish(message):
+        if (group.exact or group.predicate(headers) is True) and group.publish(message):
             pressure = True
     return pressure

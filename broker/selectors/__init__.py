@@ -60,6 +60,11 @@ class Selector:
             self.range = _required(node, _range_key)
 
     @property
+    def evaluator(self) -> Callable[[Mapping[str, Any]], Value]:
+        """The compiled condition: True, False or None (UNKNOWN); TRUE means delivered."""
+        return self._fn or _everything
+
+    @property
     def matches_all(self) -> bool:
         return self._fn is None
 
@@ -68,6 +73,10 @@ class Selector:
 
     def __repr__(self) -> str:
         return f"Selector({self.text!r})"
+
+
+def _everything(_headers: Mapping[str, Any]) -> Value:
+    return True
 
 
 @lru_cache(maxsize=16384)

@@ -107,6 +107,10 @@ def _unary(negate: bool, operand: _Compiled) -> _Compiled:
 def _arith(first: _Compiled, rest: list[tuple[str, _Compiled]]) -> _Compiled:
     head = first.fn
     tail = [(op, c.fn) for op, c in rest]
+    constant = first.constant and all(c.constant for _, c in rest)
+    if len(tail) == 1:
+        ((op, second),) = tail
+        return _Compiled(lambda h: arith(op, to_number(head(h)), to_number(second(h))), constant)
 
     def evaluate(h: Headers) -> Value:
         acc = to_number(head(h))
@@ -114,7 +118,7 @@ def _arith(first: _Compiled, rest: list[tuple[str, _Compiled]]) -> _Compiled:
             acc = arith(op, acc, to_number(g(h)))
         return acc
 
-    return _Compiled(evaluate, first.constant and all(c.constant for _, c in rest))
+    return _Compiled(evaluate, constant)
 
 
 def _compare(op: str, left: Node, right: Node) -> _Compiled:
@@ -126,6 +130,9 @@ def _compare(op: str, left: Node, right: Node) -> _Compiled:
         return _header_vs_constant(FLIPPED[op], right.name, lc.fn({}))
     lf = lc.fn
     rf = rc.fn
+    if rc.constant and not lc.constant:  # e.g. `a * b > 5`: the constant is read once
+        value = rf({})
+        return _Compiled(lambda h: compare(op, lf(h), value), False)
     return _Compiled(lambda h: compare(op, lf(h), rf(h)), lc.constant and rc.constant)
 
 

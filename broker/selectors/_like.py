@@ -29,6 +29,20 @@ def compile_like(pattern: str, escape: str | None) -> Callable[[str], bool]:
         else:
             segments[-1].append(ch)
         i += 1
+    if all(_ANY not in parts for parts in segments):
+        # The usual patterns ('abc', 'abc%', '%abc', '%abc%') as single string methods.
+        texts = ["".join(str(p) for p in parts) for parts in segments]
+        if len(texts) == 1:
+            return texts[0].__eq__
+        if len(texts) == 2:
+            head, tail = texts
+            if not tail:
+                return lambda value: value.startswith(head)
+            if not head:
+                return lambda value: value.endswith(tail)
+        if len(texts) == 3 and not texts[0] and not texts[2]:
+            needle = texts[1]
+            return lambda value: needle in value
     finders = [_segment(parts) for parts in segments]
     if len(finders) == 1:
         only = finders[0]

@@ -116,4 +116,6 @@ def test_compiled_selectors_are_shared_and_printable() -> None:
     everything = compile_selector(None)
     assert everything.matches_all
     assert everything.matches({})
+    assert everything.evaluator({}) is True
+    assert compile_selector("a > 1").evaluator({}) is None  # UNKNOWN, not FALSE
     assert compile_selector("").matches_all
