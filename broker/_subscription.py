@@ -4,8 +4,9 @@ Publishing appends a message once per selector group, never once per
 subscriber. A consumer takes everything new as one batch (a list slice) and
 iterates it in C via a list iterator kept on the subscription, so breaking out
 of `async for` loses nothing and a consumer is woken once per batch, not per
-message (PERFORMANCE.md). Bounds are enforced when a batch is taken and when
-the group compacts its log, so memory stays bounded by max_pending.
+message (PERFORMANCE.md). Bounds are enforced by the group (`Group.compact`)
+at the exact message that could break one, so no subscription ever holds more
+than max_pending unread messages.
 """
 
 from __future__ import annotations
