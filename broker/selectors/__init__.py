@@ -11,7 +11,8 @@ from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from broker.selectors._ast import And as _And
-from broker.selectors._ast import Compare, Ident, In, Literal, Node, unparse
+from broker.selectors._ast import Between, Compare, Ident, In, Literal, Node, unparse
+from broker.selectors._ast import Or as _Or
 from broker.selectors._compiler import FLIPPED, compile_node, constant_value
 from broker.selectors._parser import parse
 from broker.selectors._values import Value
@@ -121,6 +122,13 @@ def _equality_key(node: Node) -> EqualityKey | None:
         found = _header_and_constant(node)
         if found is not None and found[2] is not None:
             return EqualityKey(found[0], (found[2],), exact=True)
+    if isinstance(node, _Or):
+        # `h = 1 OR h = 'x'` is `h IN (1, 'x')` (IN is defined as that OR).
+        keys = [_equality_key(item) for item in node.items]
+        names = {key.name for key in keys if key is not None and key.exact}
+        if len(names) == 1 and all(key is not None and key.exact for key in keys):
+            values = tuple(v for key in keys if key is not None for v in key.values)
+            return EqualityKey(names.pop(), values, exact=True)
     return None
 
 
@@ -129,4 +137,9 @@ def _range_key(node: Node) -> RangeKey | None:
         found = _header_and_constant(node)
         if found is not None and type(found[2]) in (int, float):
             return RangeKey(found[0], found[1], cast(int | float, found[2]), exact=True)
+    if isinstance(node, Between) and not node.negated and isinstance(node.operand, Ident):
+        # TRUE needs `h >= low` TRUE: index on that, evaluate the rest.
+        constant, low = constant_value(node.low)
+        if constant and type(low) in (int, float):
+            return RangeKey(node.operand.name, ">=", cast(int | float, low), exact=False)
     return None

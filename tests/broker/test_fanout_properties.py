@@ -30,6 +30,13 @@ simple = st.one_of(
         st.lists(literal_text, min_size=1, max_size=3),
     ),
     st.builds(lambda h: f"{h} IS NULL", header),
+    st.builds(
+        lambda h, neg, lo, hi: f"{h} {neg}BETWEEN {lo} AND {hi}",
+        header,
+        st.sampled_from(["", "NOT "]),
+        literal_text,
+        literal_text,
+    ),
     st.just(""),
 )
 selectors = st.one_of(
