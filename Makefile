@@ -29,6 +29,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/inproc_fanout.py
 	$(BIN)/python benchmarks/selector_scaling.py
+	$(BIN)/python benchmarks/timer_wheel.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

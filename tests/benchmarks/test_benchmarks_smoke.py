@@ -36,6 +36,15 @@ EXPECTED = {
             "eq_10k / eq_10k_naive_scan",
         },
     },
+    "timer_wheel": {
+        "contenders": {"wheel", "call_at"},
+        "metric": "schedule_us",
+        "ratios": {
+            "call_at / wheel (schedule_us)",
+            "call_at / wheel (cancel_us)",
+            "call_at / wheel (bytes_per_timer)",
+        },
+    },
 }
 
 
