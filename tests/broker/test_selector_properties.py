@@ -13,15 +13,15 @@ UNKNOWN (both are "not delivered").
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import Broker, SelectorError
+from broker import SelectorError
 from broker.selectors import compile_selector
+from tests.broker.deliveries import broker_deliveries
 from tests.broker.selector_oracle import HeaderValue, oracle_matches, oracle_valid
 
 Headers = dict[str, HeaderValue]
@@ -529,25 +529,6 @@ def indexable_selector(draw: Draw) -> str:
     if form == 3:
         return f"{name} {op} {value} AND {rest}"
     return f"({rest}) AND {name} {op} {value}"
-
-
-async def broker_deliveries(
-    selectors: Sequence[str], headers_list: Sequence[Headers]
-) -> list[list[int]]:
-    async with Broker() as broker, contextlib.AsyncExitStack() as stack:
-        subscriptions = [
-            await stack.enter_async_context(broker.subscribe("c", selector=selector))
-            for selector in selectors
-        ]
-        for number, headers in enumerate(headers_list):
-            await broker.publish("c", number, headers=headers)
-        received: list[list[int]] = []
-        for subscription in subscriptions:
-            got: list[int] = []
-            while subscription.pending:
-                got.append((await anext(subscription)).message)
-            received.append(got)
-        return received
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -7,19 +7,19 @@ property tests) is itself checked by the spec table.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Protocol, cast
 
 import pytest
 from _pytest.mark.structures import ParameterSet
 
-from broker import Broker, BrokerError, SelectorError
+from broker import BrokerError, SelectorError
 from broker.selectors import compile_selector
+from tests.broker.deliveries import broker_deliveries
 from tests.broker.selector_oracle import (
     HeaderValue,
     OracleSelectorError,
@@ -1743,27 +1743,6 @@ def test_equality_index_facts(
     backend: Backend, selector: str, headers: Headers, expected: bool
 ) -> None:
     check_match(backend, selector, headers, expected)
-
-
-async def broker_deliveries(
-    selectors: Sequence[str | None], headers_list: Sequence[Headers]
-) -> list[list[int]]:
-    """Subscribe every selector on one channel (all at once, so the broker's selector groups
-    and equality index are in play), publish each headers dict; what each one received."""
-    async with Broker() as broker, contextlib.AsyncExitStack() as stack:
-        subscriptions = [
-            await stack.enter_async_context(broker.subscribe("c", selector=selector))
-            for selector in selectors
-        ]
-        for number, headers in enumerate(headers_list):
-            await broker.publish("c", number, headers=headers)
-        received: list[list[int]] = []
-        for subscription in subscriptions:
-            got: list[int] = []
-            while subscription.pending:
-                got.append((await anext(subscription)).message)
-            received.append(got)
-        return received
 
 
 INDEX_SELECTORS = sorted(
