@@ -94,9 +94,7 @@ class Broker:
     ) -> bool | None:
         self._running = False
         for channel in self._channels.values():
-            for group in list(channel.groups.values()):
-                for sub in list(group.readers):
-                    sub.end(None)
+            channel.end_subscriptions(None)
         task_group = cast(anyio.abc.TaskGroup, self._task_group)  # set by __aenter__
         task_group.cancel_scope.cancel()
         # The body's own exception propagates as it is, not wrapped in an exception group.
@@ -199,9 +197,7 @@ class Broker:
         target = self._channels.pop(channel, None) if isinstance(channel, str) else None
         if target is None:
             raise ChannelNotFoundError(f"channel {channel!r} does not exist")
-        for group in list(target.groups.values()):
-            for sub in list(group.readers):
-                sub.end(ChannelNotFoundError(f"channel {channel!r} was deleted"))
+        target.end_subscriptions(ChannelNotFoundError(f"channel {channel!r} was deleted"))
 
     def statistics(self) -> BrokerStatistics:
         channels = {name: msgspec.structs.replace(c.stats) for name, c in self._channels.items()}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from broker._errors import BrokerError
 from broker._messages import ChannelStatistics, Message
 from broker.selectors import RangeKey, Selector
 from broker.selectors._values import numeric
@@ -310,6 +311,12 @@ class Channel:
                 del self.ranges[bound.name]
         else:
             del self.scan[group]
+
+    def end_subscriptions(self, error: BrokerError | None) -> None:
+        """End every subscription: each yields what it holds, then raises `error` or stops."""
+        for group in list(self.groups.values()):
+            for sub in list(group.readers):
+                sub.end(error)
 
     @property
     def idle(self) -> bool:
