@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, cast, get_args
@@ -13,11 +14,10 @@ import anyio.abc
 import msgspec
 from anyio.lowlevel import cancel_shielded_checkpoint
 
+from broker._clock import Clock
 from broker._errors import (
     ChannelNotFoundError,
     InvalidArgumentError,
-    InvalidPublishTimeError,
-    InvalidRepeatError,
     NotCancellableError,
 )
 from broker._fanout import Channel, Group
@@ -28,33 +28,42 @@ from broker._messages import (
     MessageStatus,
     PublishResult,
 )
-from broker._statuses import StatusLog
+from broker._scheduler import Scheduler
 from broker._subscription import Overflow, Subscription
+from broker._timing import check_timing
 from broker._validation import (
     check_channel,
     check_headers,
     check_publisher_id,
-    normalize_payload,
+    decode_payload,
+    encode_payload,
 )
 from broker.selectors import compile_selector
+from broker.stores import MemoryStore, RecordStatus, ScheduledMessage, StatusPolicy, Store
 
 _OVERFLOW_POLICIES = get_args(Overflow)
+WRITE_BEHIND_LIMIT = 10_000  # statuses queued for the store before publish waits for a flush
+
+log = logging.getLogger("tidings.broker")
 
 
 class Broker:
     """An in-process pub/sub broker; `async with Broker() as broker:` runs it.
 
-    The broker owns a task group for its background work; leaving the context
-    ends every subscription (after it yields what it holds) and stops that work.
+    The broker owns a task group for its background work (the scheduler, status
+    writes); leaving the context ends every subscription (after it yields what
+    it holds), stops that work and closes the store.
     """
 
     def __init__(
         self,
         *,
+        store: Store | None = None,
         max_message_size: int = 1_048_576,
         status_retention: float | timedelta = timedelta(hours=24),
         max_statuses: int = 100_000,
-        clock: Callable[[], float] = time.time,
+        max_scheduled: int = 1_000_000,
+        clock: Clock = time.time,
     ) -> None:
         retention = (
             status_retention.total_seconds()
@@ -64,13 +73,19 @@ class Broker:
         for name, value in (
             ("max_message_size", max_message_size),
             ("max_statuses", max_statuses),
+            ("max_scheduled", max_scheduled),
             ("status_retention", retention),
         ):
             if not value > 0:
                 raise InvalidArgumentError(f"{name} must be positive")
         self._max_message_size = max_message_size
         self._clock = clock
-        self._statuses = StatusLog(retention=retention, max_count=max_statuses, clock=clock)
+        self._store: Store = MemoryStore() if store is None else store
+        self._status_policy = StatusPolicy(retention=retention, max_count=max_statuses)
+        self._scheduler = Scheduler(
+            self._store, clock, self._release_scheduled, max_pending=max_scheduled
+        )
+        self._flush_wanted = anyio.Event()
         self._channels: dict[str, Channel] = {}
         self._new_id = MessageIds()
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -81,8 +96,12 @@ class Broker:
     async def __aenter__(self) -> Broker:
         if self._task_group is not None:
             raise RuntimeError("a Broker can be started only once")
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        pending = await self._store.open(self._status_policy)
+        self._task_group = task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        await self._scheduler.load(pending)
+        task_group.start_soon(self._scheduler.run)
+        task_group.start_soon(self._flush_statuses)
         self._running = True
         return self
 
@@ -97,8 +116,12 @@ class Broker:
             channel.end_subscriptions(None)
         task_group = cast(anyio.abc.TaskGroup, self._task_group)  # set by __aenter__
         task_group.cancel_scope.cancel()
-        # The body's own exception propagates as it is, not wrapped in an exception group.
-        await task_group.__aexit__(None, None, None)
+        try:
+            # The body's own exception propagates as it is, not wrapped in an exception group.
+            await task_group.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._store.close()
         return None
 
     def _check_running(self) -> None:
@@ -156,47 +179,106 @@ class Broker:
         repeat_every: float | timedelta | None = None,
         repeat_expires_at: datetime | None = None,
     ) -> PublishResult:
-        """Publish `message`; returns once it is queued to every matching subscription."""
+        """Publish `message` now, or schedule it (delay / publish_at / repeat_every).
+
+        An immediate message is queued to every matching subscription before this
+        returns ("published"); a scheduled one is in the store ("scheduled").
+        """
         self._check_running()
-        if delay is not None or publish_at is not None:
-            raise InvalidPublishTimeError("delayed publishing is not supported by this version")
-        if repeat_every is not None or repeat_expires_at is not None:
-            raise InvalidRepeatError("repeating publishing is not supported by this version")
-        target = self._channel(channel)
+        now = self._clock()
+        timing = check_timing(now, delay, publish_at, repeat_every, repeat_expires_at)
+        target = self._channel(channel)  # a scheduled publish creates the channel too
         checked = check_headers(headers)
-        payload = normalize_payload(message, checked, self._max_message_size)
+        encoded = encode_payload(message, checked, self._max_message_size)
+        checked_publisher = check_publisher_id(publisher_id)
         message_id = self._new_id()
+        if timing is not None:
+            await self._scheduler.schedule(
+                ScheduledMessage(
+                    message_id=message_id,
+                    channel=channel,
+                    payload=encoded,
+                    headers=checked,
+                    publisher_id=checked_publisher,
+                    first_due=timing.first_due,
+                    period=timing.period,
+                    expires=timing.expires,
+                )
+            )
+            return PublishResult(message_id, MessageStatus.SCHEDULED)
         envelope = Message(
             message_id=message_id,
             channel=channel,
-            message=payload,
+            message=decode_payload(encoded),
             headers=checked,
-            publisher_id=check_publisher_id(publisher_id),
-            timestamp=int(self._clock() * 1000),
+            publisher_id=checked_publisher,
+            timestamp=int(now * 1000),
         )
         pressure = target.dispatch(envelope)
-        self._statuses.record(message_id, MessageStatus.PUBLISHED)
+        queued = self._store.write_behind(RecordStatus(message_id, MessageStatus.PUBLISHED), now)
+        if queued:
+            if queued == 1:
+                self._flush_wanted.set()
+            elif queued >= WRITE_BEHIND_LIMIT:
+                await self._store.flush()
         if pressure:
             # Some queue is past half full: let consumers run before the next publish.
             await cancel_shielded_checkpoint()
         return PublishResult(message_id, MessageStatus.PUBLISHED)
 
+    def _release_scheduled(self, scheduled: ScheduledMessage, timestamp: int) -> None:
+        """Deliver one due time of a scheduled message (already recorded by the store)."""
+        envelope = Message(
+            message_id=scheduled.message_id,
+            channel=scheduled.channel,
+            message=decode_payload(scheduled.payload),
+            headers=scheduled.headers,
+            publisher_id=scheduled.publisher_id,
+            timestamp=timestamp,
+        )
+        self._channel(scheduled.channel).dispatch(envelope)
+
+    async def _flush_statuses(self) -> None:
+        """Write statuses of immediate publishes in batches, off the publish path."""
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted = anyio.Event()
+            try:
+                await self._store.flush()
+            except Exception:
+                log.exception("writing message statuses to the store failed")
+
     # -- status, cancel, channels ------------------------------------------------------------
 
     async def get_status(self, message_id: str) -> PublishResult:
-        status = self._statuses.get(message_id) if isinstance(message_id, str) else None
-        return PublishResult(str(message_id), status or MessageStatus.UNKNOWN)
+        """The current status; "unknown" once forgotten (status_retention, max_statuses)."""
+        if not isinstance(message_id, str):
+            return PublishResult(str(message_id), MessageStatus.UNKNOWN)
+        if message_id in self._scheduler:
+            return PublishResult(message_id, MessageStatus.SCHEDULED)
+        record = await self._store.get_status(message_id, self._clock())
+        if record is None:
+            return PublishResult(message_id, MessageStatus.UNKNOWN)
+        return PublishResult(message_id, record.status, record.error)
 
     async def cancel(self, message_id: str) -> PublishResult:
-        """Cancel a scheduled message; anything else raises 5040."""
+        """Cancel a scheduled (or repeating) message; anything else raises 5040."""
+        self._check_running()
+        if isinstance(message_id, str) and await self._scheduler.cancel(message_id):
+            return PublishResult(message_id, MessageStatus.CANCELLED)
         status = (await self.get_status(message_id)).status
         raise NotCancellableError(f"message {message_id} cannot be cancelled: it is {status}")
 
     async def delete_channel(self, channel: str) -> None:
-        """Delete a channel; its live subscriptions end with BrokerError 5010."""
-        target = self._channels.pop(channel, None) if isinstance(channel, str) else None
+        """Delete a channel: its scheduled messages are cancelled and its live
+        subscriptions end with BrokerError 5010."""
+        target = self._channels.get(channel) if isinstance(channel, str) else None
         if target is None:
             raise ChannelNotFoundError(f"channel {channel!r} does not exist")
+        await self._scheduler.cancel_channel(channel)
+        if self._channels.get(channel) is not target:  # deleted while cancelling
+            raise ChannelNotFoundError(f"channel {channel!r} does not exist")
+        del self._channels[channel]
         target.end_subscriptions(ChannelNotFoundError(f"channel {channel!r} was deleted"))
 
     def statistics(self) -> BrokerStatistics:
@@ -207,4 +289,5 @@ class Broker:
             published=sum(s.published for s in channels.values()),
             delivered=sum(s.delivered for s in channels.values()),
             dropped=sum(s.dropped for s in channels.values()),
+            scheduled=len(self._scheduler),
         )

@@ -1,7 +1,8 @@
 """One exception tree: every failure the broker reports is a BrokerError with a code.
 
 Codes follow Backendless where it has one (see BACKENDLESS.md); Tidings adds
-5050 (invalid selector), 5051 (slow consumer) and 5052 (too large).
+5050 (invalid selector), 5051 (slow consumer), 5052 (too large), 5053 (too many
+scheduled messages) and 5090 (the store failed).
 """
 
 from __future__ import annotations
@@ -89,3 +90,24 @@ class NotCancellableError(BrokerError):
 
     def __init__(self, message: str) -> None:
         super().__init__(5040, message)
+
+
+class InvalidRepeatExpiryError(BrokerError):
+    """An invalid repeat_expires_at: naive, in the past, or before the first delivery."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(5003, message)
+
+
+class SchedulerFullError(BrokerError):
+    """The broker already holds its maximum number of scheduled messages."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(5053, message)
+
+
+class StoreError(BrokerError):
+    """The store cannot be opened or written: in use by another process, newer schema, disk."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(5090, message)

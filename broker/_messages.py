@@ -49,3 +49,4 @@ class BrokerStatistics(msgspec.Struct):
     published: int
     delivered: int
     dropped: int
+    scheduled: int = 0  # delayed and repeating messages waiting for a due time

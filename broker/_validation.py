@@ -85,8 +85,8 @@ def check_publisher_id(publisher_id: object) -> str | None:
     raise InvalidArgumentError("publisher_id must be a string or None")
 
 
-def normalize_payload(message: object, headers: Headers, limit: int) -> Any:
-    """The message in its JSON form (what any subscriber, local or remote, receives).
+def encode_payload(message: object, headers: Headers, limit: int) -> bytes:
+    """The message JSON-encoded (once, with msgspec).
 
     Raises 5052 when payload plus headers encode to more than `limit` bytes.
     """
@@ -97,4 +97,9 @@ def normalize_payload(message: object, headers: Headers, limit: int) -> Any:
         raise InvalidArgumentError(f"message is not JSON-encodable: {exc}") from None
     if size > limit:
         raise MessageTooLargeError(f"message and headers take {size} bytes, over {limit}")
+    return encoded
+
+
+def decode_payload(encoded: bytes) -> Any:
+    """The message in its JSON form: what any subscriber, local or remote, receives."""
     return _decoder.decode(encoded)

@@ -270,25 +270,6 @@ async def test_cancel_of_a_published_or_unknown_message_is_5040() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "code"),
-    [
-        ({"delay": 2.5}, 5030),
-        ({"publish_at": datetime(2100, 1, 1, tzinfo=UTC)}, 5030),
-        ({"repeat_every": 60}, 5031),
-        ({"repeat_expires_at": datetime(2100, 1, 1, tzinfo=UTC)}, 5031),
-    ],
-)
-async def test_scheduling_options_are_refused_not_ignored(
-    options: dict[str, object], code: int
-) -> None:
-    async with Broker() as broker, broker.subscribe("c") as sub:
-        with pytest.raises(BrokerError) as info:
-            await broker.publish("c", 1, **options)  # type: ignore[arg-type]
-        assert info.value.code == code
-        assert sub.pending == 0
-
-
-@pytest.mark.parametrize(
     "name",
     [
         "",
