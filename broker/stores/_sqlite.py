@@ -20,7 +20,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeAlias, cast
 
 import anyio
 import msgspec
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS statuses (
 CREATE INDEX IF NOT EXISTS statuses_at ON statuses (at);
 """
 
+_Handles: TypeAlias = "tuple[sqlite3.Connection, sqlite3.Connection, IO[str]]"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(ScheduledMessage).decode
 
@@ -141,15 +142,9 @@ class SqliteStore:
         await self.flush()
         with anyio.CancelScope(shield=True):
             async with self._write_lock, self._read_lock:
-                await to_thread.run_sync(self._close)
-
-    def _close(self) -> None:
-        for con in (self._writer, self._reader):
-            if con is not None:
-                con.close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-        self._writer = self._reader = self._lock_file = None
+                handles = cast(_Handles, (self._writer, self._reader, self._lock_file))  # all set
+                await to_thread.run_sync(_close_all, handles)
+                self._writer = self._reader = self._lock_file = None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -189,12 +184,10 @@ class SqliteStore:
                         batch.error = exc
                     finally:
                         batch.done = True
-                        for write, at in queued:
+                        for write, _ in queued:
                             ended = final_status(write)
-                            if ended is not None:
-                                record = self._unflushed.get(ended[0])
-                                if record is not None and record.at == at:  # not re-recorded
-                                    del self._unflushed[ended[0]]
+                            if ended is not None:  # now read from the database
+                                self._unflushed.pop(ended[0], None)
         if batch.error is not None:
             raise StoreError(f"writing to {self.path} failed: {batch.error}") from batch.error
 
@@ -257,3 +250,8 @@ class SqliteStore:
             "SELECT status, error, at FROM statuses WHERE message_id = ?", (message_id,)
         ).fetchone()
         return None if row is None else StatusRecord(MessageStatus(row[0]), row[1], row[2])
+
+
+def _close_all(handles: _Handles) -> None:
+    for handle in handles:
+        handle.close()
