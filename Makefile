@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/inproc_fanout.py
 	$(BIN)/python benchmarks/selector_scaling.py
 	$(BIN)/python benchmarks/timer_wheel.py
+	$(BIN)/python benchmarks/scheduled_publish.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

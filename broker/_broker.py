@@ -226,7 +226,7 @@ class Broker:
             await cancel_shielded_checkpoint()
         return PublishResult(message_id, MessageStatus.PUBLISHED)
 
-    def _release_scheduled(self, scheduled: ScheduledMessage, timestamp: int) -> None:
+    def _release_scheduled(self, scheduled: ScheduledMessage, timestamp: int) -> bool:
         """Deliver one due time of a scheduled message (already recorded by the store)."""
         envelope = Message(
             message_id=scheduled.message_id,
@@ -236,7 +236,7 @@ class Broker:
             publisher_id=scheduled.publisher_id,
             timestamp=timestamp,
         )
-        self._channel(scheduled.channel).dispatch(envelope)
+        return self._channel(scheduled.channel).dispatch(envelope)
 
     async def _flush_statuses(self) -> None:
         """Write statuses of immediate publishes in batches, off the publish path."""

@@ -39,7 +39,7 @@ class Scheduler:
         self,
         store: Store,
         clock: Clock,
-        release: Callable[[ScheduledMessage, int], None],
+        release: Callable[[ScheduledMessage, int], bool],
         *,
         max_pending: int,
         batch_size: int = BATCH_SIZE,
@@ -47,13 +47,15 @@ class Scheduler:
         self._store = store
         self._clock = clock
         self._sleep_until = sleeper_for(clock)
-        self._release = release  # (message, timestamp ms): hands one delivery to subscribers
+        # (message, timestamp ms) -> hands one delivery to subscribers; True when some
+        # subscription is past half full, and consumers should run before the next.
+        self._release = release
         self._max_pending = max_pending
         self._batch_size = batch_size
         self._wheel: TimingWheel[ScheduledMessage] = TimingWheel(clock() * 1000)
         self._timers: dict[str, Timer[ScheduledMessage]] = {}
         self._reserved = 0  # schedules whose store write is in flight
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)  # no event-loop turn when uncontended
         self._sleep: anyio.CancelScope | None = None
         self._sleeping_until = -math.inf  # ms the driver sleeps until; -inf while it works
 
@@ -158,4 +160,5 @@ class Scheduler:
             else:
                 message.next_index = release.next_index
                 self._add(message)
-            self._release(message, now_ms)
+            if self._release(message, now_ms):
+                await checkpoint()

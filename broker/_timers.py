@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from itertools import islice
 from typing import Any, Generic, TypeAlias, TypeVar
 
 T = TypeVar("T")
@@ -130,13 +131,15 @@ class TimingWheel(Generic[T]):
             ready.clear()
             ready.update(dict.fromkeys(ordered))
             self._ready_unsorted = False
+        # One islice per batch: taking the first key one at a time would rescan the
+        # slots every earlier delete left behind, quadratic in a burst of due timers.
+        taken = list(islice(ready, limit))
         out: list[T] = []
-        while ready and len(out) < limit:
-            timer = next(iter(ready))
+        for timer in taken:
             del ready[timer]
             timer._slot = None
-            self._count -= 1
             out.append(timer.item)
+        self._count -= len(taken)
         return out
 
     def _place(self, timer: Timer[Any]) -> None:

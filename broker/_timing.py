@@ -1,8 +1,9 @@
 """Checks on delay / publish_at / repeat_every / repeat_expires_at, turned into due times.
 
 Codes per BACKENDLESS.md: 5030 invalid delivery time, 5031 invalid repeat
-period, 5003 invalid repeat expiry. Times are whole epoch milliseconds; a
-first due time is rounded up, so a message is never due before it was asked.
+period, 5003 invalid repeat expiry. Times are whole epoch milliseconds, rounded
+up (a message is never due before it was asked); the expiry is rounded the same
+way so a due time that falls on it is delivered.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def check_timing(
     if repeat_expires_at is not None:
         if period is None:
             raise InvalidRepeatExpiryError("repeat_expires_at needs repeat_every")
-        expires = math.floor(
+        # Rounded up like every due time, so a due time at the expiry stays in.
+        expires = math.ceil(
             _epoch_ms(repeat_expires_at, "repeat_expires_at", InvalidRepeatExpiryError)
         )
         if expires < now_ms:

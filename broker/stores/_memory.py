@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from broker.stores._records import (
     Cancel,
     Release,
@@ -30,7 +28,7 @@ class MemoryStore:
 
     async def open(self, policy: StatusPolicy) -> list[ScheduledMessage]:
         self._statuses.policy = policy
-        return [msgspec.structs.replace(m) for m in self._scheduled.values()]
+        return list(self._scheduled.values())
 
     async def close(self) -> None:
         pass
@@ -51,8 +49,8 @@ class MemoryStore:
 
     def _apply(self, write: Write, at: float) -> None:
         if isinstance(write, Schedule):
-            # A copy: the broker advances its own record's next_index before writing it here.
-            self._scheduled[write.message.message_id] = msgspec.structs.replace(write.message)
+            # Shared with the broker, which advances next_index only after this store did.
+            self._scheduled[write.message.message_id] = write.message
         elif isinstance(write, Release) and not write.done:
             self._scheduled[write.message_id].next_index = write.next_index
         elif isinstance(write, Release | Cancel):

@@ -7,7 +7,7 @@ import msgspec
 from broker._messages import Headers, MessageStatus
 
 
-class ScheduledMessage(msgspec.Struct):
+class ScheduledMessage(msgspec.Struct, gc=False):  # holds no containers of itself: no cycles
     """A delayed or repeating message waiting in the store and the timing wheel.
 
     Due times are `first_due + n * period` (epoch ms), so repeats never drift;

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import anyio
 import pytest
+from anyio.lowlevel import checkpoint
 
 from broker import Broker, BrokerError, Message, MessageStatus, Subscription
 from broker.stores import (
@@ -378,8 +379,16 @@ async def test_deleting_a_channel_cancels_its_scheduled_messages() -> None:
         assert "gone" not in broker.statistics().channels
 
 
+class YieldingStore(MemoryStore):
+    """Lets other tasks run during every write, as a store on a worker thread does."""
+
+    async def write(self, writes: Sequence[Write], at: float) -> None:
+        await checkpoint()
+        await super().write(writes, at)
+
+
 async def test_a_channel_deleted_twice_at_once_is_deleted_once() -> None:
-    store = GatedStore()
+    store = YieldingStore()
     async with Broker(clock=VirtualClock(), store=store) as broker:
         await broker.publish("gone", "x", delay=10)
         codes: list[int] = []
@@ -513,3 +522,23 @@ async def test_with_the_real_clock_a_delayed_message_arrives_after_its_delay() -
             message = await anext(sub)
         assert time.time() >= started + 0.05
         assert message.timestamp >= (started + 0.05) * 1000 - 1
+
+
+async def test_a_burst_of_due_messages_lets_a_bounded_consumer_keep_up() -> None:
+    clock = VirtualClock()
+    async with Broker(clock=clock) as broker, broker.subscribe("c", max_pending=100) as sub:
+        for number in range(3000):
+            await broker.publish("c", number, delay=10)
+        got: list[int] = []
+
+        async def consume() -> None:
+            async for message in sub:
+                got.append(message.message)
+                if len(got) == 3000:
+                    return
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(consume)
+            await clock.advance(10)  # 3000 due at once into a queue of 100: never over it
+        assert got == list(range(3000))
+        assert sub.dropped == 0
