@@ -18,9 +18,9 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Literal, TypeAlias, cast
+from typing import IO, Literal, TypeAlias, TypeVar, cast
 
 import anyio
 import msgspec
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS statuses (
 CREATE INDEX IF NOT EXISTS statuses_at ON statuses (at);
 """
 
+T = TypeVar("T")
 _Handles: TypeAlias = "tuple[sqlite3.Connection, sqlite3.Connection, IO[str]]"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(ScheduledMessage).decode
@@ -192,9 +193,7 @@ class SqliteStore:
             raise StoreError(f"writing to {self.path} failed: {batch.error}") from batch.error
 
     def _execute(self, queued: list[tuple[Write, float]]) -> None:
-        con = self._writer
-        if con is None:  # closed while the batch waited
-            raise StoreError(f"{self.path} is closed")
+        con = self._open_writer()  # raises if closed while the batch waited
         inserts, updates, deletes, statuses = [], [], [], []
         latest = 0.0
         for write, at in queued:
@@ -231,6 +230,55 @@ class SqliteStore:
             con.execute("ROLLBACK")
             raise
 
+    # -- for other tables (users, devices): the same file, connections and threads ----------
+
+    async def ensure_schema(self, script: str) -> None:
+        """Run a `CREATE ... IF NOT EXISTS` script (idempotent) on the writer connection."""
+        with anyio.CancelScope(shield=True):
+            async with self._write_lock:
+                await to_thread.run_sync(self._script, script)
+
+    def _script(self, script: str) -> None:
+        self._open_writer().executescript(script)
+
+    async def transact(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in one write transaction on a worker thread; its result.
+
+        Committed when `work` returns, rolled back when it raises (the exception
+        propagates as it is). Shielded, so a started transaction always finishes.
+        """
+        with anyio.CancelScope(shield=True):
+            async with self._write_lock:
+                result = await to_thread.run_sync(self._transact, work)
+        return result
+
+    def _transact(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        con = self._open_writer()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(con)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return result
+
+    async def query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run read-only `work(connection)` on the reader connection (WAL: never blocked)."""
+        async with self._read_lock:
+            return await to_thread.run_sync(self._query, work)
+
+    def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        con = self._reader
+        if con is None:
+            raise StoreError(f"{self.path} is not open")
+        return work(con)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise StoreError(f"{self.path} is not open")
+        return self._writer
+
     # -- reads -------------------------------------------------------------------------------
 
     async def get_status(self, message_id: str, now: float) -> StatusRecord | None:
@@ -243,12 +291,11 @@ class SqliteStore:
         return record
 
     def _read_status(self, message_id: str) -> StatusRecord | None:
-        con = self._reader
-        if con is None:
-            raise StoreError(f"{self.path} is not open")
-        row = con.execute(
-            "SELECT status, error, at FROM statuses WHERE message_id = ?", (message_id,)
-        ).fetchone()
+        row = self._query(
+            lambda con: con.execute(
+                "SELECT status, error, at FROM statuses WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        )
         return None if row is None else StatusRecord(MessageStatus(row[0]), row[1], row[2])
 
 

@@ -229,3 +229,25 @@ async def test_a_write_queued_while_the_store_closes_fails_instead_of_vanishing(
 def test_synchronous_must_be_normal_or_full(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStore(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]
+
+
+async def test_other_tables_share_the_file_through_transact_and_query(tmp_path: Path) -> None:
+    path = tmp_path / "tidings.db"
+    store = SqliteStore(path)
+    with pytest.raises(StoreError):
+        await store.ensure_schema("CREATE TABLE t (k TEXT)")  # not open yet
+    await store.open(POLICY)
+    await store.ensure_schema("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)")
+    assert await store.transact(lambda con: con.execute("INSERT INTO t VALUES ('a')").rowcount) == 1
+
+    def fails(con: sqlite3.Connection) -> None:
+        con.execute("INSERT INTO t VALUES ('b')")
+        raise KeyError("no")
+
+    with pytest.raises(KeyError):
+        await store.transact(fails)  # rolled back: 'b' is not kept
+    rows = await store.query(lambda con: con.execute("SELECT k FROM t").fetchall())
+    assert rows == [("a",)]
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.query(lambda con: None)
