@@ -38,6 +38,7 @@ from broker._validation import (
     decode_payload,
     encode_payload,
 )
+from broker.push_options import PushOptions, check_push_message
 from broker.selectors import compile_selector
 from broker.stores import MemoryStore, RecordStatus, ScheduledMessage, StatusPolicy, Store
 
@@ -178,11 +179,14 @@ class Broker:
         publish_at: datetime | None = None,
         repeat_every: float | timedelta | None = None,
         repeat_expires_at: datetime | None = None,
+        push: PushOptions | None = None,
     ) -> PublishResult:
         """Publish `message` now, or schedule it (delay / publish_at / repeat_every).
 
         An immediate message is queued to every matching subscription before this
         returns ("published"); a scheduled one is in the store ("scheduled").
+        `push` (publishPolicy, pushBroadcast, pushSinglecast) rides along with the
+        message; a policy of PUSH keeps it from the subscribers.
         """
         self._check_running()
         now = self._clock()
@@ -191,6 +195,11 @@ class Broker:
         checked = check_headers(headers)
         encoded = encode_payload(message, checked, self._max_message_size)
         checked_publisher = check_publisher_id(publisher_id)
+        if push is not None:
+            if not isinstance(push, PushOptions):
+                raise InvalidArgumentError("push must be a PushOptions or None")
+            if push.to_push:
+                check_push_message(message)
         message_id = self._new_id()
         if timing is not None:
             await self._scheduler.schedule(
@@ -203,6 +212,7 @@ class Broker:
                     first_due=timing.first_due,
                     period=timing.period,
                     expires=timing.expires,
+                    push=push,
                 )
             )
             return PublishResult(message_id, MessageStatus.SCHEDULED)
@@ -213,8 +223,9 @@ class Broker:
             headers=checked,
             publisher_id=checked_publisher,
             timestamp=int(now * 1000),
+            push=push,
         )
-        pressure = target.dispatch(envelope)
+        pressure = target.dispatch(envelope) if push is None or push.to_pubsub else False
         queued = self._store.write_behind(RecordStatus(message_id, MessageStatus.PUBLISHED), now)
         if queued:
             if queued == 1:
@@ -235,7 +246,10 @@ class Broker:
             headers=scheduled.headers,
             publisher_id=scheduled.publisher_id,
             timestamp=timestamp,
+            push=scheduled.push,
         )
+        if scheduled.push is not None and not scheduled.push.to_pubsub:
+            return False
         return self._channel(scheduled.channel).dispatch(envelope)
 
     async def _flush_statuses(self) -> None:

@@ -7,6 +7,8 @@ from typing import Any, TypeAlias
 
 import msgspec
 
+from broker.push_options import PushOptions
+
 HeaderValue: TypeAlias = str | int | float | bool | None
 Headers: TypeAlias = dict[str, HeaderValue]
 
@@ -28,6 +30,7 @@ class Message(msgspec.Struct, frozen=True):
     headers: Headers
     publisher_id: str | None
     timestamp: int  # epoch milliseconds
+    push: PushOptions | None = None  # publishPolicy / pushBroadcast / pushSinglecast, if given
 
 
 class PublishResult(msgspec.Struct, frozen=True):

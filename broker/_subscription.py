@@ -12,6 +12,7 @@ than max_pending unread messages.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Iterator
+from itertools import islice
 from operator import length_hint
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeAlias, cast
@@ -167,6 +168,13 @@ class Subscription:
 
     async def _wait(self) -> None:
         await cast("Group", self._group).waiter().wait()  # _refill checked it is set
+
+    def take(self, limit: int) -> list[Message]:
+        """Up to `limit` queued messages, without waiting (for pollers); [] when none."""
+        taken = list(islice(self._batch, limit))
+        while len(taken) < limit and self._refill():
+            taken.extend(islice(self._batch, limit - len(taken)))
+        return taken
 
     def __aiter__(self) -> AsyncGenerator[Message, None]:
         return self._iterate()

@@ -1,4 +1,4 @@
-"""The `tidings` command line. `serve` and `bench` arrive with the server issues."""
+"""The `tidings` command line: `serve`, `check-selector`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import argparse
 import sys
 from importlib.metadata import version
 
+import anyio
+
 from broker import SelectorError
 from broker.selectors import compile_selector
+from transports import logs
+from transports.config import AppSettings, ConfigError, load_config
+from transports.server import serve
 
 
 def _check_selector(text: str) -> int:
@@ -33,8 +38,48 @@ def main(argv: list[str] | None = None) -> int:
         "check-selector", help="validate a selector and print its canonical form"
     )
     check.add_argument("selector")
+    serve = commands.add_parser("serve", help="run the server (REST API) on the data dir")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
+    serve.add_argument("--ws-port", type=int, help="websocket port (default 8081)")
+    serve.add_argument("--app-id", help="application id (with --api-key; default: generated)")
+    serve.add_argument("--api-key", help="REST API key of --app-id")
+    serve.add_argument("--data-dir", help="where the SQLite stores live (default ./data)")
+    serve.add_argument("--config", help="a TOML file (see docs/operations.md)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     return _check_selector(args.selector)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if (args.app_id is None) != (args.api_key is None):
+        print("error: --app-id and --api-key go together", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = config.server
+    for flag in ("host", "port", "ws_port", "data_dir", "log_level"):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(server, flag, value)
+    if args.app_id is not None:
+        config.apps = [AppSettings(id=args.app_id, api_keys=[args.api_key])]
+    logs.configure(server.log_level)
+
+    def ready(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        anyio.run(lambda: serve(config, on_ready=ready), backend_options={"use_uvloop": True})
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run() -> None:

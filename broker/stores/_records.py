@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from broker._messages import Headers, MessageStatus
+from broker.push_options import PushOptions
 
 
 class ScheduledMessage(msgspec.Struct, gc=False):  # holds no containers of itself: no cycles
@@ -23,6 +24,7 @@ class ScheduledMessage(msgspec.Struct, gc=False):  # holds no containers of itse
     period: int | None = None  # ms; None for a one-shot
     expires: int | None = None  # epoch ms; the last due time may equal it
     next_index: int = 0
+    push: PushOptions | None = None
 
     def due(self, index: int) -> int:
         return self.first_due + index * (self.period or 0)

@@ -542,3 +542,23 @@ async def test_a_burst_of_due_messages_lets_a_bounded_consumer_keep_up() -> None
             await clock.advance(10)  # 3000 due at once into a queue of 100: never over it
         assert got == list(range(3000))
         assert sub.dropped == 0
+
+
+async def test_push_options_ride_with_the_message_and_push_only_skips_subscribers() -> None:
+    from broker.push_options import PushOptions
+
+    async with running() as (broker, sub, clock):
+        both = PushOptions("BOTH", broadcast=3)
+        await broker.publish("c", "to all", push=both)
+        await broker.publish("c", "devices only", push=PushOptions("PUSH"))
+        await broker.publish("c", "later, devices only", push=PushOptions("PUSH"), delay=1)
+        await broker.publish("c", "later, both", push=both, delay=1)
+        await clock.advance(1)
+        got = await take(sub)
+        assert [(m.message, m.push) for m in got] == [("to all", both), ("later, both", both)]
+        with pytest.raises(BrokerError) as info:
+            await broker.publish("c", {"not": "a string"}, push=both)
+        assert info.value.code == 5041
+        with pytest.raises(BrokerError) as info:
+            await broker.publish("c", "x", push={"policy": "PUSH"})  # type: ignore[arg-type]
+        assert info.value.code == 8002

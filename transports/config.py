@@ -1,0 +1,109 @@
+"""`tidings serve` settings: a TOML file (`--config`), overridden by command-line flags.
+
+[server]                 # every key optional; these are the defaults
+host = "127.0.0.1"
+port = 8080              # 0 picks a free port
+ws_port = 8081
+data_dir = "./data"
+log_level = "info"
+public_url = ""          # the origin /info gives as rtURL; default: the request's Host
+cors_origins = ["*"]
+max_body_size = 2097152  # bytes; larger request bodies answer 5052 (HTTP 413)
+
+[limits]
+max_message_size = 1048576
+max_scheduled = 1000000
+status_retention = 86400     # seconds
+max_statuses = 100000
+poll_ttl = 60                # seconds a polling subscription lives without a poll
+max_polling_subscriptions = 10000
+
+[rate_limit]             # off unless set: requests per second, and burst
+per_api_key = 0
+per_user = 0
+burst = 0                # 0: one second's worth
+
+[users]
+token_ttl = 2592000      # seconds a user-token lives (30 days)
+
+[[apps]]                 # none: a generated pair, kept in the data dir
+id = "my-app"
+api_keys = ["my-key"]
+
+[permissions]            # see docs/operations.md
+default = { PUBLISH = "GRANT", SUBSCRIBE = "GRANT", DELETE = "GRANT" }
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ws_port: int = 8081
+    data_dir: str = "./data"
+    log_level: LogLevel = "info"
+    public_url: str = ""
+    cors_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    max_body_size: int = 2_097_152
+
+
+class Limits(msgspec.Struct, forbid_unknown_fields=True):
+    max_message_size: int = 1_048_576
+    max_scheduled: int = 1_000_000
+    status_retention: float = 86_400.0
+    max_statuses: int = 100_000
+    poll_ttl: float = 60.0
+    max_polling_subscriptions: int = 10_000
+
+
+class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
+    per_api_key: float = 0.0
+    per_user: float = 0.0
+    burst: float = 0.0
+
+
+class UserSettings(msgspec.Struct, forbid_unknown_fields=True):
+    token_ttl: float = 30 * 86_400.0
+
+
+class AppSettings(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    api_keys: list[str]
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    limits: Limits = msgspec.field(default_factory=Limits)
+    rate_limit: RateLimits = msgspec.field(default_factory=RateLimits)
+    users: UserSettings = msgspec.field(default_factory=UserSettings)
+    apps: list[AppSettings] = msgspec.field(default_factory=list)
+    permissions: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ConfigError(Exception):
+    """The config file is missing, not TOML, or has a wrong key or value (says which)."""
+
+
+def load_config(path: str | Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as file:
+            raw = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config {path}: {exc}") from None

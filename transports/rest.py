@@ -1,0 +1,400 @@
+"""The Backendless-compatible REST API (BACKENDLESS.md) as a Litestar app.
+
+Thin: each handler checks the caller (app id, API key, user-token, rate
+limits, channel permissions), calls the app's broker / accounts / devices and
+shapes the answer. Every failure answers `{"code", "message"}` with the
+status BACKENDLESS.md gives it, never an HTML page or a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, Router, delete, get, post
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.status_codes import HTTP_200_OK
+
+from broker import (
+    BrokerError,
+    InvalidArgumentError,
+    InvalidPublishTimeError,
+    InvalidRepeatExpiryError,
+    MessageTooLargeError,
+)
+from broker.permissions import Permission
+from broker.push_options import parse_push_options
+from transports.runtime import AppRuntime, Tidings
+from transports.wire import (
+    ErrorBody,
+    PublishAnswer,
+    WireMessage,
+    error_body,
+    http_status,
+    publish_answer,
+    wire_message,
+)
+
+log = logging.getLogger("tidings.rest")
+
+# Which code a body field's type error gets (BACKENDLESS.md); others are 8002.
+_FIELD_CODES = {"publishAt": 5030, "repeatEvery": 5031, "repeatExpiresAt": 5003}
+
+
+class PublishBody(msgspec.Struct, rename="camel"):
+    """`POST messaging/<channel>`; unknown keys are ignored."""
+
+    message: Any = msgspec.UNSET
+    publisher_id: str | None = None
+    headers: dict[str, str | int | float | bool | None] | None = None
+    publish_at: int | float | None = None  # epoch ms
+    repeat_every: int | float | None = None  # seconds
+    repeat_expires_at: int | float | None = None  # epoch ms
+    publish_policy: str | None = None
+    push_policy: str | None = None  # older name: "ONLY" | "ALSO"
+    push_broadcast: int | str | None = None
+    push_singlecast: list[str] | None = None
+    segment_query: str | None = None
+
+
+class SubscribeBody(msgspec.Struct):
+    selector: str | None = None
+    subtopic: str | None = None
+
+
+class SubscribeAnswer(msgspec.Struct, rename="camel"):
+    subscription_id: str
+
+
+class PollAnswer(msgspec.Struct):
+    messages: list[WireMessage]
+
+
+class InfoAnswer(msgspec.Struct):
+    rt_url: str = msgspec.field(name="rtURL")
+    loggers: list[str] = msgspec.field(default_factory=list)
+
+
+class LoginBody(msgspec.Struct):
+    login: str
+    password: str
+
+
+class RegistrationAnswer(msgspec.Struct, rename="camel"):
+    registration_id: str
+
+
+class ResultAnswer(msgspec.Struct):
+    result: bool
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+# -- the caller ----------------------------------------------------------------------------------
+
+
+def _tidings(request: Request[Any, Any, Any]) -> Tidings:
+    tidings: Tidings = request.app.state.tidings
+    return tidings
+
+
+async def _caller(
+    request: Request[Any, Any, Any], app_id: str, api_key: str
+) -> tuple[AppRuntime, tuple[str, ...]]:
+    """The app and the caller's roles; 2002 for a wrong app id or API key, 3064 bad token."""
+    tidings = _tidings(request)
+    app = tidings.app(app_id, api_key)
+    tidings.limit_api_key(api_key)
+    token = request.headers.get("user-token")
+    if not token:
+        return app, ("NotAuthenticatedUser",)
+    user = await app.accounts.authenticate(token)
+    tidings.limit_user(user.object_id)
+    return app, user.roles
+
+
+def _epoch(
+    value: int | float | None,
+    error: type[InvalidPublishTimeError | InvalidRepeatExpiryError],
+    name: str,
+) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise error(f"{name} {value!r} is not a valid epoch time in milliseconds") from None
+
+
+# -- messaging -------------------------------------------------------------------------------------
+
+
+@post("/messaging/{channel:str}", status_code=HTTP_200_OK)
+async def publish(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, channel: str, data: PublishBody
+) -> PublishAnswer:
+    app, roles = await _caller(request, app_id, api_key)
+    if data.message is msgspec.UNSET:
+        raise InvalidArgumentError("the body needs a 'message'")
+    app.permissions.require(channel, roles, Permission.PUBLISH)
+    push = parse_push_options(
+        {
+            "publishPolicy": data.publish_policy,
+            "pushPolicy": data.push_policy,
+            "pushBroadcast": data.push_broadcast,
+            "pushSinglecast": data.push_singlecast,
+            "segmentQuery": data.segment_query,
+        }
+    )
+    publish_at = _epoch(data.publish_at, InvalidPublishTimeError, "publishAt")
+    expires = _epoch(data.repeat_expires_at, InvalidRepeatExpiryError, "repeatExpiresAt")
+    repeat_every = data.repeat_every
+    result = await app.broker.publish(
+        channel,
+        data.message,
+        headers=data.headers,
+        publisher_id=data.publisher_id,
+        publish_at=publish_at,
+        repeat_every=repeat_every,
+        repeat_expires_at=expires,
+        push=push,
+    )
+    _tidings(request).metrics.publishes.inc()
+    return publish_answer(result)
+
+
+@get("/messaging/{message_id:str}")
+async def message_status(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, message_id: str
+) -> PublishAnswer:
+    app, _ = await _caller(request, app_id, api_key)
+    return publish_answer(await app.broker.get_status(message_id))
+
+
+@delete("/messaging/{message_id:str}", status_code=HTTP_200_OK)
+async def cancel(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, message_id: str
+) -> PublishAnswer:
+    app, _ = await _caller(request, app_id, api_key)
+    result = await app.broker.cancel(message_id)
+    return PublishAnswer(str(result.status), result.message_id)
+
+
+@post("/messaging/{channel:str}/subscribe", status_code=HTTP_200_OK)
+async def subscribe(
+    request: Request[Any, Any, Any],
+    app_id: str,
+    api_key: str,
+    channel: str,
+    data: SubscribeBody | None = None,
+) -> SubscribeAnswer:
+    app, roles = await _caller(request, app_id, api_key)
+    app.permissions.require(channel, roles, Permission.SUBSCRIBE)
+    selector = None if data is None else data.selector
+    return SubscribeAnswer(await app.polling.subscribe(channel, selector))
+
+
+@get("/messaging/{channel:str}/{subscription_id:str}")
+async def poll(
+    request: Request[Any, Any, Any],
+    app_id: str,
+    api_key: str,
+    channel: str,
+    subscription_id: str,
+) -> PollAnswer:
+    app, _ = await _caller(request, app_id, api_key)
+    return PollAnswer([wire_message(m) for m in app.polling.poll(channel, subscription_id)])
+
+
+@delete("/messaging/channels/{name:str}", status_code=HTTP_200_OK)
+async def delete_channel(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, name: str
+) -> ResultAnswer:
+    app, roles = await _caller(request, app_id, api_key)
+    app.permissions.require(name, roles, Permission.DELETE)
+    await app.broker.delete_channel(name)
+    return ResultAnswer(True)
+
+
+# -- device registrations ----------------------------------------------------------------------
+
+
+@post("/messaging/registrations", status_code=HTTP_200_OK)
+async def register_device(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, data: dict[str, Any]
+) -> RegistrationAnswer:
+    app, _ = await _caller(request, app_id, api_key)
+    return RegistrationAnswer(await app.devices.register(data))
+
+
+@get("/messaging/registrations/{device_id:str}")
+async def get_device(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, device_id: str
+) -> Any:
+    app, _ = await _caller(request, app_id, api_key)
+    return await app.devices.get(device_id)
+
+
+@delete("/messaging/registrations/{device_id:str}", status_code=HTTP_200_OK)
+async def unregister_device(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, device_id: str
+) -> ResultAnswer:
+    app, _ = await _caller(request, app_id, api_key)
+    await app.devices.unregister(device_id)
+    return ResultAnswer(True)
+
+
+# -- users -------------------------------------------------------------------------------------
+
+
+@post("/users/register", status_code=HTTP_200_OK)
+async def register_user(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    app, _ = await _caller(request, app_id, api_key)
+    return await app.accounts.register(data)
+
+
+@post("/users/login", status_code=HTTP_200_OK)
+async def login(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, data: LoginBody
+) -> dict[str, Any]:
+    app, _ = await _caller(request, app_id, api_key)
+    return await app.accounts.login(data.login, data.password)
+
+
+@get("/users/logout")
+async def logout(request: Request[Any, Any, Any], app_id: str, api_key: str) -> None:
+    tidings = _tidings(request)
+    app = tidings.app(app_id, api_key)
+    tidings.limit_api_key(api_key)
+    await app.accounts.logout(request.headers.get("user-token") or "")
+
+
+@get("/info")
+async def info(request: Request[Any, Any, Any], app_id: str, api_key: str) -> InfoAnswer:
+    tidings = _tidings(request)
+    tidings.app(app_id, api_key)
+    origin = tidings.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return InfoAnswer(origin.rstrip("/"), [])
+
+
+# -- the app ---------------------------------------------------------------------------------------
+
+
+@get("/health")
+async def health() -> Health:
+    return Health("ok")
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4")
+async def metrics(request: Request[Any, Any, Any]) -> bytes:
+    """Prometheus exposition: broker counters per app, REST publishes, request latency."""
+    return _tidings(request).metrics.render()
+
+
+def _error(code: int, message: str, status: int) -> Response[ErrorBody]:
+    return Response(ErrorBody(code, message), status_code=status)
+
+
+def _broker_error(request: Request[Any, Any, Any], exc: BrokerError) -> Response[ErrorBody]:
+    return Response(error_body(exc), status_code=http_status(exc))
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return _validation_error(exc)
+    if status == 413:
+        return _broker_error(request, MessageTooLargeError("the request body is too large"))
+    if status == 400:  # a body that is not JSON at all
+        return _error(8002, f"the request body is not valid JSON: {exc.detail}", 400)
+    return _error(status, str(exc.detail), status)
+
+
+def _validation_error(exc: ValidationException) -> Response[ErrorBody]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for problem in extra:
+        key = str(problem.get("key", "")) if isinstance(problem, dict) else ""
+        field = key.split(".")[0]
+        if field in _FIELD_CODES:
+            return _error(_FIELD_CODES[field], f"invalid {field}: {problem.get('message')}", 400)
+    details = "; ".join(
+        f"{p.get('key') or 'body'}: {p.get('message')}" for p in extra if isinstance(p, dict)
+    )
+    return _error(8002, f"invalid request: {details or exc.detail}", 400)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    log.exception("request failed", extra={"path": request.url.path})
+    return _error(500, "internal error; the server log has the details", 500)
+
+
+def _require_json(request: Request[Any, Any, Any]) -> None:
+    if request.method == "POST" and request.content_type[0] != "application/json":
+        raise _ContentTypeError()
+
+
+class _ContentTypeError(BrokerError):
+    def __init__(self) -> None:
+        super().__init__(8002, "Content-Type must be application/json")
+
+
+def _content_type_error(request: Request[Any, Any, Any], exc: BrokerError) -> Response[ErrorBody]:
+    return Response(error_body(exc), status_code=415)
+
+
+def create_app(tidings: Tidings) -> Litestar:
+    api = Router(
+        path="/{app_id:str}/{api_key:str}",
+        route_handlers=[
+            publish,
+            message_status,
+            cancel,
+            subscribe,
+            poll,
+            delete_channel,
+            register_device,
+            get_device,
+            unregister_device,
+            register_user,
+            login,
+            logout,
+            info,
+        ],
+        before_request=_require_json,
+    )
+    app = Litestar(
+        route_handlers=[api, health, metrics],
+        logging_config=None,
+        exception_handlers={
+            _ContentTypeError: _content_type_error,
+            BrokerError: _broker_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        cors_config=CORSConfig(
+            allow_origins=list(tidings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Tidings",
+            version="1",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        request_max_body_size=tidings.max_body_size,
+        middleware=[tidings.metrics.middleware],
+        debug=False,
+    )
+    app.state.tidings = tidings
+    return app

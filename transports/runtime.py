@@ -1,0 +1,59 @@
+"""What the transports share at run time: each app's broker, accounts, devices, permissions."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from broker import Broker, BrokerError
+from broker.accounts import Accounts
+from broker.devices import Devices
+from broker.permissions import Permissions
+from broker.polling import PollingSubscriptions
+from broker.ratelimit import RateLimiter
+from transports.metrics import Metrics
+
+
+class WrongAppError(BrokerError):
+    def __init__(self) -> None:
+        super().__init__(2002, "wrong application id or API key")
+
+
+@dataclass
+class AppRuntime:
+    app_id: str
+    api_keys: tuple[str, ...]
+    broker: Broker
+    accounts: Accounts
+    devices: Devices
+    permissions: Permissions
+    polling: PollingSubscriptions
+
+
+@dataclass
+class Tidings:
+    apps: Mapping[str, AppRuntime]
+    metrics: Metrics
+    public_url: str = ""
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body_size: int = 2_097_152
+    api_key_limiter: RateLimiter | None = None
+    user_limiter: RateLimiter | None = None
+
+    def app(self, app_id: str, api_key: str) -> AppRuntime:
+        """The app, if `api_key` is one of its keys (compared in constant time); else 2002."""
+        app = self.apps.get(app_id)
+        if app is None or not any(
+            hmac.compare_digest(api_key.encode(), key.encode()) for key in app.api_keys
+        ):
+            raise WrongAppError()
+        return app
+
+    def limit_api_key(self, api_key: str) -> None:
+        if self.api_key_limiter is not None:
+            self.api_key_limiter.take(api_key, "requests for this API key")
+
+    def limit_user(self, user_id: str) -> None:
+        if self.user_limiter is not None:
+            self.user_limiter.take(user_id, "requests for this user")

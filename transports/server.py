@@ -1,0 +1,177 @@
+"""`tidings serve`: each app's broker on SQLite in the data dir, and the REST API on uvicorn.
+
+Everything runs under one task group. The HTTP port opens only once every
+broker and store is ready, so `/health` and `/info` answer as soon as it is
+open. SIGINT / SIGTERM stop accepting, let requests in flight finish, then
+close the brokers (flushing their stores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+import uvicorn
+
+from broker import Broker
+from broker.accounts import Accounts
+from broker.devices import Devices
+from broker.permissions import Permissions
+from broker.polling import PollingSubscriptions
+from broker.ratelimit import RateLimiter
+from broker.stores import SqliteStore
+from transports.config import AppSettings, Config
+from transports.metrics import Metrics
+from transports.rest import create_app
+from transports.runtime import AppRuntime, Tidings
+
+log = logging.getLogger("tidings.server")
+
+CREDENTIALS = "credentials.json"
+SWEEP_EVERY = 5.0  # seconds between sweeps of expired polling subscriptions
+
+
+def credentials(data_dir: Path) -> AppSettings:
+    """The generated app id / API key pair of this data dir, created on first start."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CREDENTIALS
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return AppSettings(id=saved["app_id"], api_keys=[saved["api_key"]])
+    app_id, api_key = secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
+    path.write_text(json.dumps({"app_id": app_id, "api_key": api_key}) + "\n")
+    path.chmod(0o600)
+    log.warning("generated credentials", extra={"app_id": app_id, "api_key": api_key})
+    return AppSettings(id=app_id, api_keys=[api_key])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the serve() task group owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[str], None] = print,
+    stop: anyio.Event | None = None,
+) -> None:
+    """Run until SIGINT / SIGTERM (or `stop` is set); `on_ready` gets the `listening` line."""
+    settings, limits = config.server, config.limits
+    data_dir = Path(settings.data_dir)
+    apps = config.apps
+    if not apps:
+        generated = await anyio.to_thread.run_sync(credentials, data_dir)
+        on_ready(f"app-id={generated.id} api-key={generated.api_keys[0]}")
+        apps = [generated]
+    permissions = Permissions.from_config(config.permissions)
+    async with AsyncExitStack() as stack:
+        runtimes: dict[str, AppRuntime] = {}
+        for app in apps:
+            store = SqliteStore(data_dir / f"{app.id}.sqlite3")
+            broker = await stack.enter_async_context(
+                Broker(
+                    store=store,
+                    max_message_size=limits.max_message_size,
+                    status_retention=limits.status_retention,
+                    max_statuses=limits.max_statuses,
+                    max_scheduled=limits.max_scheduled,
+                )
+            )
+            accounts = Accounts(store, token_ttl=config.users.token_ttl)
+            await accounts.open()
+            devices = Devices(store)
+            await devices.open()
+            polling = PollingSubscriptions(
+                broker,
+                ttl=limits.poll_ttl,
+                max_subscriptions=limits.max_polling_subscriptions,
+            )
+            stack.callback(polling.close)
+            runtimes[app.id] = AppRuntime(
+                app.id, tuple(app.api_keys), broker, accounts, devices, permissions, polling
+            )
+        rates = config.rate_limit
+        tidings = Tidings(
+            runtimes,
+            Metrics(lambda: {a: r.broker.statistics() for a, r in runtimes.items()}),
+            public_url=settings.public_url,
+            cors_origins=tuple(settings.cors_origins),
+            max_body_size=settings.max_body_size,
+            api_key_limiter=RateLimiter(rates.per_api_key, rates.burst or None)
+            if rates.per_api_key
+            else None,
+            user_limiter=RateLimiter(rates.per_user, rates.burst or None)
+            if rates.per_user
+            else None,
+        )
+        http = _bind(settings.host, settings.port)
+        server = _Server(
+            uvicorn.Config(
+                create_app(tidings),
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=10,
+                server_header=False,
+            )
+        )
+        async with anyio.create_task_group() as tasks:
+
+            async def run_http() -> None:
+                await server.serve([http])
+                tasks.cancel_scope.cancel()  # stopped (signal or failure): end the rest
+
+            tasks.start_soon(_sweep, runtimes)
+            tasks.start_soon(_stop_on_signal, server)
+            if stop is not None:
+                tasks.start_soon(_stop_on_event, server, stop)
+            tasks.start_soon(run_http)
+            while not server.started:  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
+                await anyio.sleep(0.01)
+            host, port = http.getsockname()[:2]
+            # The websocket endpoint arrives with its own issue; until then there is none.
+            on_ready(f"listening http={host}:{port} ws=disabled")
+            for app in apps:
+                log.info("serving app", extra={"app_id": app.id, "data_dir": str(data_dir)})
+    log.info("stopped")
+
+
+async def _stop_on_signal(server: uvicorn.Server) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("stopping", extra={"signal": signal.Signals(signum).name})
+            server.should_exit = True
+
+
+async def _stop_on_event(server: uvicorn.Server, stop: anyio.Event) -> None:
+    await stop.wait()
+    server.should_exit = True
+
+
+async def _sweep(runtimes: dict[str, AppRuntime]) -> None:
+    while True:
+        await anyio.sleep(SWEEP_EVERY)
+        for runtime in runtimes.values():
+            runtime.polling.sweep()
