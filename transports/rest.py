@@ -105,19 +105,29 @@ def _tidings(request: Request[Any, Any, Any]) -> Tidings:
     return tidings
 
 
-async def _caller(
-    request: Request[Any, Any, Any], app_id: str, api_key: str
-) -> tuple[AppRuntime, tuple[str, ...]]:
-    """The app and the caller's roles; 2002 for a wrong app id or API key, 3064 bad token."""
+async def _authenticate(request: Request[Any, Any, Any]) -> None:
+    """Before any body is read: the app (2002), rate limits (999), the user (3064), JSON (8002).
+
+    Puts the app and the caller's roles on `request.state.caller`.
+    """
     tidings = _tidings(request)
+    app_id, api_key = request.path_params["app_id"], request.path_params["api_key"]
     app = tidings.app(app_id, api_key)
     tidings.limit_api_key(api_key)
+    roles: tuple[str, ...] = ("NotAuthenticatedUser",)
     token = request.headers.get("user-token")
-    if not token:
-        return app, ("NotAuthenticatedUser",)
-    user = await app.accounts.authenticate(token)
-    tidings.limit_user(user.object_id)
-    return app, user.roles
+    if token and not request.url.path.endswith("/users/logout"):
+        user = await app.accounts.authenticate(token)
+        tidings.limit_user(user.object_id)
+        roles = user.roles
+    request.state.caller = (app, roles)
+    if request.method == "POST" and request.content_type[0] != "application/json":
+        raise _ContentTypeError()
+
+
+def _caller(request: Request[Any, Any, Any]) -> tuple[AppRuntime, tuple[str, ...]]:
+    caller: tuple[AppRuntime, tuple[str, ...]] = request.state.caller
+    return caller
 
 
 def _epoch(
@@ -140,7 +150,7 @@ def _epoch(
 async def publish(
     request: Request[Any, Any, Any], app_id: str, api_key: str, channel: str, data: PublishBody
 ) -> PublishAnswer:
-    app, roles = await _caller(request, app_id, api_key)
+    app, roles = _caller(request)
     if data.message is msgspec.UNSET:
         raise InvalidArgumentError("the body needs a 'message'")
     app.permissions.require(channel, roles, Permission.PUBLISH)
@@ -174,7 +184,7 @@ async def publish(
 async def message_status(
     request: Request[Any, Any, Any], app_id: str, api_key: str, message_id: str
 ) -> PublishAnswer:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return publish_answer(await app.broker.get_status(message_id))
 
 
@@ -182,7 +192,7 @@ async def message_status(
 async def cancel(
     request: Request[Any, Any, Any], app_id: str, api_key: str, message_id: str
 ) -> PublishAnswer:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     result = await app.broker.cancel(message_id)
     return PublishAnswer(str(result.status), result.message_id)
 
@@ -195,7 +205,7 @@ async def subscribe(
     channel: str,
     data: SubscribeBody | None = None,
 ) -> SubscribeAnswer:
-    app, roles = await _caller(request, app_id, api_key)
+    app, roles = _caller(request)
     app.permissions.require(channel, roles, Permission.SUBSCRIBE)
     selector = None if data is None else data.selector
     return SubscribeAnswer(await app.polling.subscribe(channel, selector))
@@ -209,7 +219,7 @@ async def poll(
     channel: str,
     subscription_id: str,
 ) -> PollAnswer:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return PollAnswer([wire_message(m) for m in app.polling.poll(channel, subscription_id)])
 
 
@@ -217,7 +227,7 @@ async def poll(
 async def delete_channel(
     request: Request[Any, Any, Any], app_id: str, api_key: str, name: str
 ) -> ResultAnswer:
-    app, roles = await _caller(request, app_id, api_key)
+    app, roles = _caller(request)
     app.permissions.require(name, roles, Permission.DELETE)
     await app.broker.delete_channel(name)
     return ResultAnswer(True)
@@ -230,7 +240,7 @@ async def delete_channel(
 async def register_device(
     request: Request[Any, Any, Any], app_id: str, api_key: str, data: dict[str, Any]
 ) -> RegistrationAnswer:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return RegistrationAnswer(await app.devices.register(data))
 
 
@@ -238,7 +248,7 @@ async def register_device(
 async def get_device(
     request: Request[Any, Any, Any], app_id: str, api_key: str, device_id: str
 ) -> Any:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return await app.devices.get(device_id)
 
 
@@ -246,7 +256,7 @@ async def get_device(
 async def unregister_device(
     request: Request[Any, Any, Any], app_id: str, api_key: str, device_id: str
 ) -> ResultAnswer:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     await app.devices.unregister(device_id)
     return ResultAnswer(True)
 
@@ -258,7 +268,7 @@ async def unregister_device(
 async def register_user(
     request: Request[Any, Any, Any], app_id: str, api_key: str, data: dict[str, Any]
 ) -> dict[str, Any]:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return await app.accounts.register(data)
 
 
@@ -266,24 +276,21 @@ async def register_user(
 async def login(
     request: Request[Any, Any, Any], app_id: str, api_key: str, data: LoginBody
 ) -> dict[str, Any]:
-    app, _ = await _caller(request, app_id, api_key)
+    app, _ = _caller(request)
     return await app.accounts.login(data.login, data.password)
 
 
 @get("/users/logout")
 async def logout(request: Request[Any, Any, Any], app_id: str, api_key: str) -> None:
-    tidings = _tidings(request)
-    app = tidings.app(app_id, api_key)
-    tidings.limit_api_key(api_key)
+    app, _ = _caller(request)
     await app.accounts.logout(request.headers.get("user-token") or "")
 
 
 @get("/info")
 async def info(request: Request[Any, Any, Any], app_id: str, api_key: str) -> InfoAnswer:
     tidings = _tidings(request)
-    tidings.app(app_id, api_key)
     origin = tidings.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return InfoAnswer(origin.rstrip("/"), [])
+    return InfoAnswer(origin.rstrip("/"))
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -337,11 +344,6 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return _error(500, "internal error; the server log has the details", 500)
 
 
-def _require_json(request: Request[Any, Any, Any]) -> None:
-    if request.method == "POST" and request.content_type[0] != "application/json":
-        raise _ContentTypeError()
-
-
 class _ContentTypeError(BrokerError):
     def __init__(self) -> None:
         super().__init__(8002, "Content-Type must be application/json")
@@ -369,7 +371,7 @@ def create_app(tidings: Tidings) -> Litestar:
             logout,
             info,
         ],
-        before_request=_require_json,
+        before_request=_authenticate,
     )
     app = Litestar(
         route_handlers=[api, health, metrics],

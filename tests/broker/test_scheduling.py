@@ -12,6 +12,7 @@ import pytest
 from anyio.lowlevel import checkpoint
 
 from broker import Broker, BrokerError, Message, MessageStatus, Subscription
+from broker.push_options import PushOptions
 from broker.stores import (
     MemoryStore,
     Release,
@@ -545,17 +546,20 @@ async def test_a_burst_of_due_messages_lets_a_bounded_consumer_keep_up() -> None
 
 
 async def test_push_options_ride_with_the_message_and_push_only_skips_subscribers() -> None:
-    from broker.push_options import PushOptions
-
     async with running() as (broker, sub, clock):
         both = PushOptions("BOTH", broadcast=3)
         await broker.publish("c", "to all", push=both)
+        await broker.publish("c", {"any": "json"}, push=PushOptions())  # PUBSUB: no string rule
         await broker.publish("c", "devices only", push=PushOptions("PUSH"))
         await broker.publish("c", "later, devices only", push=PushOptions("PUSH"), delay=1)
         await broker.publish("c", "later, both", push=both, delay=1)
         await clock.advance(1)
         got = await take(sub)
-        assert [(m.message, m.push) for m in got] == [("to all", both), ("later, both", both)]
+        assert [(m.message, m.push) for m in got] == [
+            ("to all", both),
+            ({"any": "json"}, PushOptions()),
+            ("later, both", both),
+        ]
         with pytest.raises(BrokerError) as info:
             await broker.publish("c", {"not": "a string"}, push=both)
         assert info.value.code == 5041
