@@ -78,6 +78,7 @@ class UserSettings(msgspec.Struct, forbid_unknown_fields=True):
 class AppSettings(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     api_keys: list[str]
+    admin_key: str = ""  # enables the admin endpoints (header `admin-key`); empty: off
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):

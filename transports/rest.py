@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, Router, delete, get, post
+from litestar import Litestar, Request, Response, Router, delete, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -293,6 +293,23 @@ async def info(request: Request[Any, Any, Any], app_id: str, api_key: str) -> In
     return InfoAnswer(origin.rstrip("/"))
 
 
+# -- admin ---------------------------------------------------------------------------------------
+
+
+class RolesBody(msgspec.Struct):
+    roles: list[str]
+
+
+@put("/admin/{app_id:str}/users/{object_id:str}/roles")
+async def set_user_roles(
+    request: Request[Any, Any, Any], app_id: str, object_id: str, data: RolesBody
+) -> dict[str, Any]:
+    """Give a user custom roles (header `admin-key`: the app's admin key from the config)."""
+    app = _tidings(request).admin(app_id, request.headers.get("admin-key", ""))
+    user = await app.accounts.set_roles(object_id, data.roles)
+    return {"objectId": user.object_id, "roles": list(user.roles)}
+
+
 # -- the app ---------------------------------------------------------------------------------------
 
 
@@ -374,7 +391,7 @@ def create_app(tidings: Tidings) -> Litestar:
         before_request=_authenticate,
     )
     app = Litestar(
-        route_handlers=[api, health, metrics],
+        route_handlers=[api, health, metrics, set_user_roles],
         logging_config=None,
         exception_handlers={
             _ContentTypeError: _content_type_error,

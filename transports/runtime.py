@@ -29,6 +29,7 @@ class AppRuntime:
     devices: Devices
     permissions: Permissions
     polling: PollingSubscriptions
+    admin_key: str = ""
 
 
 @dataclass
@@ -46,6 +47,17 @@ class Tidings:
         app = self.apps.get(app_id)
         if app is None or not any(
             hmac.compare_digest(api_key.encode(), key.encode()) for key in app.api_keys
+        ):
+            raise WrongAppError()
+        return app
+
+    def admin(self, app_id: str, admin_key: str) -> AppRuntime:
+        """The app, if `admin_key` is its (non-empty) admin key; else 2002."""
+        app = self.apps.get(app_id)
+        if (
+            app is None
+            or not app.admin_key
+            or not hmac.compare_digest(admin_key.encode(), app.admin_key.encode())
         ):
             raise WrongAppError()
         return app

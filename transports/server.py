@@ -110,7 +110,14 @@ async def serve(
             )
             stack.callback(polling.close)
             runtimes[app.id] = AppRuntime(
-                app.id, tuple(app.api_keys), broker, accounts, devices, permissions, polling
+                app.id,
+                tuple(app.api_keys),
+                broker,
+                accounts,
+                devices,
+                permissions,
+                polling,
+                admin_key=app.admin_key,
             )
         rates = config.rate_limit
         tidings = Tidings(

@@ -338,9 +338,18 @@ def test_generated_credentials_are_printed_and_kept(tmp_path: Path) -> None:
         assert httpx.get(f"{second.origin}/{app_id}/{api_key}/info").status_code == 200
 
 
-PERMISSIONS = """
+PERMISSIONS = f"""
+[[apps]]
+id = "{APP_ID}"
+api_keys = ["{API_KEY}"]
+admin_key = "admin-secret"
+
 [permissions.channels.members]
-NotAuthenticatedUser = { PUBLISH = "DENY", SUBSCRIBE = "DENY", DELETE = "DENY" }
+NotAuthenticatedUser = {{ PUBLISH = "DENY", SUBSCRIBE = "DENY", DELETE = "DENY" }}
+
+[permissions.channels.editors]
+AuthenticatedUser = {{ PUBLISH = "DENY" }}
+Writer = {{ PUBLISH = "GRANT" }}
 
 [rate_limit]
 per_user = 5
@@ -350,18 +359,29 @@ burst = 5
 
 def test_channel_permissions_by_role_and_rate_limits_per_user(tmp_path: Path) -> None:
     with (
-        live_server(tmp_path / "data", config=PERMISSIONS) as server,
+        live_server(tmp_path / "data", config=PERMISSIONS, credentials=False) as server,
         httpx.Client(base_url=server.api) as http,
     ):
         assert error(http.post("/messaging/members", json={"message": 1})) == (403, 5007)
         assert error(http.post("/messaging/members/subscribe", json={})) == (403, 5008)
         assert error(http.delete("/messaging/channels/members")) == (403, 5007)
         assert http.post("/messaging/public", json={"message": 1}).status_code == 200
-        http.post("/users/register", json={"login": "carl", "password": "pw"})
+        carl = http.post("/users/register", json={"login": "carl", "password": "pw"}).json()
         token = http.post("/users/login", json={"login": "carl", "password": "pw"}).json()
         as_carl = {"user-token": token["user-token"]}
+        assert http.post("/messaging/members/subscribe", json={}, headers=as_carl).is_success
+        denied = http.post("/messaging/editors", json={"message": 1}, headers=as_carl)
+        assert error(denied) == (403, 5007)
+        # An admin gives carl the Writer role, which the channel grants.
+        roles_url = f"{server.origin}/admin/{APP_ID}/users/{carl['objectId']}/roles"
+        wrong = httpx.put(roles_url, json={"roles": ["Writer"]}, headers={"admin-key": "guess"})
+        assert error(wrong) == (401, 2002)
+        granted = httpx.put(
+            roles_url, json={"roles": ["Writer"]}, headers={"admin-key": "admin-secret"}
+        )
+        assert granted.json()["roles"] == ["AuthenticatedUser", "Writer"]
         answers = [
-            http.post("/messaging/members", json={"message": n}, headers=as_carl) for n in range(7)
+            http.post("/messaging/editors", json={"message": n}, headers=as_carl) for n in range(4)
         ]
-        assert [a.status_code for a in answers[:5]] == [200] * 5
-        assert error(answers[-1]) == (429, 999)
+        assert [a.status_code for a in answers[:2]] == [200] * 2
+        assert error(answers[-1]) == (429, 999)  # 5 requests a second for one user
