@@ -37,6 +37,7 @@ log = logging.getLogger("tidings.server")
 
 CREDENTIALS = "credentials.json"
 SWEEP_EVERY = 5.0  # seconds between sweeps of expired polling subscriptions
+PURGE_EVERY = 120  # sweeps between purges of expired device registrations (10 min)
 
 
 def credentials(data_dir: Path) -> AppSettings:
@@ -178,7 +179,12 @@ async def _stop_on_event(server: uvicorn.Server, stop: anyio.Event) -> None:
 
 
 async def _sweep(runtimes: dict[str, AppRuntime]) -> None:
+    sweeps = 0
     while True:
         await anyio.sleep(SWEEP_EVERY)
+        sweeps += 1
         for runtime in runtimes.values():
             runtime.polling.sweep()
+            if sweeps % PURGE_EVERY == 0:
+                removed = await runtime.devices.purge_expired()
+                log.info("purged expired registrations", extra={"removed": removed})

@@ -353,7 +353,7 @@ Writer = {{ PUBLISH = "GRANT" }}
 
 [rate_limit]
 per_user = 5
-burst = 5
+per_api_key = 30
 """
 
 
@@ -385,3 +385,6 @@ def test_channel_permissions_by_role_and_rate_limits_per_user(tmp_path: Path) ->
         ]
         assert [a.status_code for a in answers[:2]] == [200] * 2
         assert error(answers[-1]) == (429, 999)  # 5 requests a second for one user
+        # Everyone on the API key shares its 30 a second.
+        flood = [http.get("/messaging/message:x") for _ in range(40)]
+        assert error(flood[-1]) == (429, 999)
