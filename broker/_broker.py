@@ -44,6 +44,9 @@ from broker.stores import MemoryStore, RecordStatus, ScheduledMessage, StatusPol
 
 _OVERFLOW_POLICIES = get_args(Overflow)
 WRITE_BEHIND_LIMIT = 10_000  # statuses queued for the store before publish waits for a flush
+# Statuses of immediate publishes are committed at most this often (seconds of wall time): one
+# commit per interval, not one per publish, since a commit's fixed cost is several rows' worth.
+STATUS_FLUSH_INTERVAL = 0.05
 
 log = logging.getLogger("tidings.broker")
 
@@ -206,8 +209,8 @@ class Broker:
                 ScheduledMessage(
                     message_id=message_id,
                     channel=channel,
-                    payload=encoded,
-                    headers=checked,
+                    payload=bytes(memoryview(encoded)),  # right-sized: msgspec's is not
+                    headers=checked or None,
                     publisher_id=checked_publisher,
                     first_due=timing.first_due,
                     period=timing.period,
@@ -243,7 +246,7 @@ class Broker:
             message_id=scheduled.message_id,
             channel=scheduled.channel,
             message=decode_payload(scheduled.payload),
-            headers=scheduled.headers,
+            headers={} if scheduled.headers is None else scheduled.headers,
             publisher_id=scheduled.publisher_id,
             timestamp=timestamp,
             push=scheduled.push,
@@ -256,6 +259,7 @@ class Broker:
         """Write statuses of immediate publishes in batches, off the publish path."""
         while True:
             await self._flush_wanted.wait()
+            await anyio.sleep(STATUS_FLUSH_INTERVAL)
             self._flush_wanted = anyio.Event()
             try:
                 await self._store.flush()

@@ -24,6 +24,7 @@ from anyio.lowlevel import checkpoint
 
 from broker._clock import Clock, sleeper_for
 from broker._errors import SchedulerFullError
+from broker._mutex import Mutex
 from broker._timers import Timer, TimingWheel
 from broker.stores._protocol import Store
 from broker.stores._records import Cancel, Release, Schedule, ScheduledMessage
@@ -55,7 +56,7 @@ class Scheduler:
         self._wheel: TimingWheel[ScheduledMessage] = TimingWheel(clock() * 1000)
         self._timers: dict[str, Timer[ScheduledMessage]] = {}
         self._reserved = 0  # schedules whose store write is in flight
-        self._lock = anyio.Lock(fast_acquire=True)  # no event-loop turn when uncontended
+        self._lock = Mutex()  # free: no event-loop turn, no cancellation check
         self._sleep: anyio.CancelScope | None = None
         self._sleeping_until = -math.inf  # ms the driver sleeps until; -inf while it works
 

@@ -52,6 +52,7 @@ from typing import Any, Final
 import msgspec
 
 from broker._errors import BrokerError, InvalidArgumentError, InvalidChannelError
+from broker._timing import MAX_SECONDS
 from broker._validation import check_channel
 from broker.push_options import OS_BITS
 from broker.selectors import compile_selector
@@ -378,6 +379,8 @@ def _check_expiration(expiration: object, now: float) -> float | None:
         )
     if not math.isfinite(expiration) or expiration <= now:
         raise InvalidExpirationError(f"expiration {expiration!r} is not in the future")
+    if expiration > now + MAX_SECONDS:
+        raise InvalidExpirationError(f"expiration {expiration!r} is more than a century away")
     return expiration
 
 

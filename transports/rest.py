@@ -151,6 +151,13 @@ async def publish(
     request: Request[Any, Any, Any], app_id: str, api_key: str, channel: str, data: PublishBody
 ) -> PublishAnswer:
     app, roles = _caller(request)
+    return await publish_message(_tidings(request), app, roles, channel, data)
+
+
+async def publish_message(
+    tidings: Tidings, app: AppRuntime, roles: tuple[str, ...], channel: str, data: PublishBody
+) -> PublishAnswer:
+    """A publish request once the caller is known (shared with transports.publish_fast_path)."""
     if data.message is msgspec.UNSET:
         raise InvalidArgumentError("the body needs a 'message'")
     app.permissions.require(channel, roles, Permission.PUBLISH)
@@ -165,18 +172,17 @@ async def publish(
     )
     publish_at = _epoch(data.publish_at, InvalidPublishTimeError, "publishAt")
     expires = _epoch(data.repeat_expires_at, InvalidRepeatExpiryError, "repeatExpiresAt")
-    repeat_every = data.repeat_every
     result = await app.broker.publish(
         channel,
         data.message,
         headers=data.headers,
         publisher_id=data.publisher_id,
         publish_at=publish_at,
-        repeat_every=repeat_every,
+        repeat_every=data.repeat_every,
         repeat_expires_at=expires,
         push=push,
     )
-    _tidings(request).metrics.publishes.inc()
+    tidings.metrics.publishes.inc()
     return publish_answer(result)
 
 
@@ -313,6 +319,18 @@ async def set_user_roles(
 # -- the app ---------------------------------------------------------------------------------------
 
 
+class _Request(Request[Any, Any, Any]):
+    """Litestar answers only msgspec.DecodeError as bad JSON; msgspec also raises
+    UnicodeDecodeError (a string that is not UTF-8) and RecursionError (nesting too deep)."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except (UnicodeDecodeError, RecursionError) as exc:
+            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
+            raise _BadJsonError(f"the request body is not valid JSON: {reason}") from None
+
+
 @get("/health")
 async def health() -> Health:
     return Health("ok")
@@ -361,6 +379,11 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return _error(500, "internal error; the server log has the details", 500)
 
 
+class _BadJsonError(BrokerError):
+    def __init__(self, message: str) -> None:
+        super().__init__(8002, message)
+
+
 class _ContentTypeError(BrokerError):
     def __init__(self) -> None:
         super().__init__(8002, "Content-Type must be application/json")
@@ -392,6 +415,7 @@ def create_app(tidings: Tidings) -> Litestar:
     )
     app = Litestar(
         route_handlers=[api, health, metrics, set_user_roles],
+        request_class=_Request,
         logging_config=None,
         exception_handlers={
             _ContentTypeError: _content_type_error,

@@ -30,6 +30,7 @@ from broker.ratelimit import RateLimiter
 from broker.stores import SqliteStore
 from transports.config import AppSettings, Config
 from transports.metrics import Metrics
+from transports.publish_fast_path import PublishFastPath
 from transports.rest import create_app
 from transports.runtime import AppRuntime, Tidings
 
@@ -137,7 +138,7 @@ async def serve(
         http = _bind(settings.host, settings.port)
         server = _Server(
             uvicorn.Config(
-                create_app(tidings),
+                PublishFastPath(tidings, create_app(tidings)),
                 log_config=None,
                 lifespan="off",
                 access_log=False,

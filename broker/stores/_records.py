@@ -18,7 +18,7 @@ class ScheduledMessage(msgspec.Struct, gc=False):  # holds no containers of itse
     message_id: str
     channel: str
     payload: bytes  # the message, JSON-encoded once at publish
-    headers: Headers
+    headers: Headers | None  # None for none: an empty dict costs 64 B per waiting message
     publisher_id: str | None
     first_due: int
     period: int | None = None  # ms; None for a one-shot
@@ -27,6 +27,8 @@ class ScheduledMessage(msgspec.Struct, gc=False):  # holds no containers of itse
     push: PushOptions | None = None
 
     def due(self, index: int) -> int:
+        if index == 0:
+            return self.first_due  # the same int object: the wheel keeps it, not a copy
         return self.first_due + index * (self.period or 0)
 
     def finished(self, index: int) -> bool:

@@ -26,6 +26,24 @@ EXPECTED = {
             "tidings / asyncio_queue",
         },
     },
+    "rest_publish": {
+        "contenders": {
+            "publish",
+            "publish_via_litestar",
+            "publish_with_pollers",
+            "status",
+            "health",
+            "bare_uvicorn",
+        },
+        "metric": "requests_per_s",
+        "ratios": {
+            "publish / health",
+            "publish / bare_uvicorn",
+            "publish / publish_via_litestar",
+            "health / bare_uvicorn",
+            "publish_with_pollers / publish",
+        },
+    },
     "scheduled_publish": {
         "contenders": {
             "delay_publish",

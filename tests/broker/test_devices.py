@@ -341,6 +341,8 @@ async def test_a_web_token_is_kept_as_registered_and_parses(devices: Devices) ->
         -5,
         math.nan,
         math.inf,
+        NOW + 101 * 365 * 86_400,
+        10**30,  # past what SQLite can hold
     ],
 )
 async def test_an_invalid_expiration_is_5004(devices: Devices, expiration: object) -> None:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 
-from broker import Broker, BrokerError, Message, MessageStatus, Subscription
+from broker import Broker, BrokerError, Message, MessageStatus, Subscription, _broker
 from broker.push_options import PushOptions
 from broker.stores import (
     MemoryStore,
@@ -481,6 +481,7 @@ class SlowStatusStore(MemoryStore):
         super().__init__()
         self.queued = 0
         self.flushes = 0
+        self.flushed = anyio.Event()
 
     def write_behind(self, write: Write, at: float) -> int:
         super().write_behind(write, at)
@@ -490,13 +491,16 @@ class SlowStatusStore(MemoryStore):
     async def flush(self) -> None:
         self.flushes += 1
         self.queued = 0
+        self.flushed.set()
+        self.flushed = anyio.Event()
         if self.flushes == 1:
             raise OSError("disk full")
 
 
 async def test_status_writes_are_flushed_in_the_background_and_bounded(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_broker, "STATUS_FLUSH_INTERVAL", 0)
     store = SlowStatusStore()
     async with Broker(store=store, clock=VirtualClock()) as broker:
         await broker.publish("c", 1)
@@ -513,6 +517,21 @@ async def test_status_writes_are_flushed_in_the_background_and_bounded(
         await broker.publish("c", 4)
         await anyio.wait_all_tasks_blocked()
         assert store.flushes == 3
+
+
+async def test_statuses_of_a_burst_of_publishes_are_committed_together() -> None:
+    store = SlowStatusStore()
+    store.flushes = 1  # no failure this time
+    async with Broker(store=store) as broker:
+        for number in range(50):
+            await broker.publish("c", number)
+            if number == 24:
+                for _ in range(5):  # the flusher runs, and waits out its interval
+                    await checkpoint()
+        assert (store.flushes, store.queued) == (1, 50)
+        with anyio.fail_after(5):
+            await store.flushed.wait()
+        assert (store.flushes, store.queued) == (2, 0)  # one flush for all fifty
 
 
 async def test_with_the_real_clock_a_delayed_message_arrives_after_its_delay() -> None:

@@ -1,20 +1,27 @@
 """Schemathesis against a real `tidings serve`, through the OpenAPI document the server publishes.
 
-Every operation of `/schema/openapi.json` gets generated inputs (schema-valid and schema-invalid
-ones). Most cases carry the real app id / API key, so they reach the handlers; the rest keep the
-generated ones and must answer 2002. The wire contract (BACKENDLESS.md, Errors) must hold for all
-of them: never a 5xx, and every error is JSON `{"code": <int>, "message": <str>}` with the HTTP
-status BACKENDLESS.md gives its code.
+Every operation of `/schema/openapi.json` gets generated inputs, schema-valid and schema-invalid.
+Three cases in four carry the real app id / API key (and admin key), so they reach the handlers;
+the others keep the generated ones. Half name things that exist (the channel of a polling
+subscription, a scheduled message, a device, a user) instead of generated ids, and a user-token
+is absent, valid or bogus. Bodies no generator sends (not UTF-8, nested 10,000 deep, integers
+past 64 bits, wrong Content-Type, ...) go to every operation that takes one.
 
-Bounded and reproducible: a fresh data dir and one server per module, `derandomize=True`, no
-example database, MAX_EXAMPLES cases per operation.
+The wire contract (BACKENDLESS.md, Errors) must hold for every answer: never a 5xx, and every
+error is JSON `{"code": <int>, "message": <str>}` with the HTTP status BACKENDLESS.md gives its
+code. Bounded and reproducible: one server per module on a fresh data dir, MAX_EXAMPLES cases
+per operation, `derandomize=True`, no example database.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,15 +29,26 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis import Case, GenerationMode
+from schemathesis import APIOperation, Case, GenerationMode
 
 from tests.transports.live_server import API_KEY, APP_ID, LiveServer, live_server
 
-MAX_EXAMPLES = 60
-TIMEOUT = 10  # seconds per request
+MAX_EXAMPLES = 100
+TIMEOUT = 5  # seconds per request
+ADMIN_KEY = "test-admin-key"
+CONFIG = f"""
+[[apps]]
+id = "{APP_ID}"
+api_keys = ["{API_KEY}"]
+admin_key = "{ADMIN_KEY}"
+"""
+CHANNEL = "fuzz-channel"
+DEVICE = "fuzz-device"
+LOGIN, PASSWORD = "fuzz-user", "fuzz-password"
 
-# BACKENDLESS.md, Errors: the HTTP statuses each code may answer with. A code not listed there is
-# a bare HTTP error (404 Not Found, 405 Method Not Allowed, ...) whose code is its status.
+# BACKENDLESS.md, Errors: the HTTP statuses each code answers with. Any other code answers 400
+# ("400 where none is given"), or is a bare HTTP error (404 Not Found, 405 Method Not Allowed, ...)
+# whose code is its status.
 STATUS_OF_CODE: dict[int, frozenset[int]] = {
     2002: frozenset({401}),
     3003: frozenset({401}),
@@ -80,20 +98,21 @@ USER_BODY: dict[str, Any] = {
 # Most cases authenticate; sampled_from shrinks towards the first entry.
 CREDENTIALS = ("real", "real", "real", "generated")
 USER_TOKENS = (None, "valid", "bogus")
+PATH_VALUES = ("known", "generated")
 
 
-def contract_violation(response: requests.Response) -> str | None:
+def contract_violation(response: schemathesis.Response) -> str | None:
     """What is wrong with an answer under BACKENDLESS.md, Errors; None if nothing."""
     status = response.status_code
     if status >= 500:
         return f"answered HTTP {status}"
     if status < 400:
         return None
-    content_type = response.headers.get("content-type", "")
+    content_type = content_type_of(response)
     if not content_type.startswith("application/json"):
         return f"error {status} is {content_type or 'without a Content-Type'}, not JSON"
     try:
-        body = response.json()
+        body = json.loads(response.content)
     except ValueError:
         return f"error {status} says application/json but its body is not JSON"
     if not (
@@ -102,22 +121,29 @@ def contract_violation(response: requests.Response) -> str | None:
         and isinstance(body.get("message"), str)
     ):
         return f'error {status} is not {{"code": <int>, "message": <str>}}'
-    fitting = STATUS_OF_CODE.get(body["code"], frozenset({body["code"]}))
+    fitting = STATUS_OF_CODE.get(body["code"], frozenset({400, body["code"]}))
     if status not in fitting:
         return f"code {body['code']} answered HTTP {status}, not {sorted(fitting)}"
     return None
 
 
-def describe(response: requests.Response) -> str:
+def content_type_of(response: schemathesis.Response) -> str:
+    return ", ".join(response.headers.get("content-type", []))
+
+
+def describe(response: schemathesis.Response) -> str:
+    """The request (method, URL, the headers that matter, body) and its answer, for a report."""
     request = response.request
     body = request.body
-    if isinstance(body, bytes) and len(body) > 300:
-        body = body[:300] + b"..."
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "user-token")}
+    if isinstance(body, bytes | str) and len(body) > 120:
+        body = body[:120]
+    headers = {
+        k: v for k, v in request.headers.items() if k.lower() in ("content-type", "user-token")
+    }
+    text = response.content[:300].decode("utf-8", "replace")
     return (
         f"{request.method} {request.url}\n    headers: {headers}\n    body: {body!r}\n"
-        f"    -> {response.status_code} {response.headers.get('content-type')}: "
-        f"{response.text[:300]}"
+        f"    -> {response.status_code} {content_type_of(response)}: {text}"
     )
 
 
@@ -154,28 +180,81 @@ def with_contract_bodies(document: dict[str, Any]) -> dict[str, Any]:
     return patched
 
 
-class UserTokens:
-    """A valid user-token, logging in again once a fuzzed logout spent it."""
+class Server:
+    """The live server: its output drained (a full stderr pipe blocks its logging, then all of
+    it), the errors its log reports, and whether it still answers at all."""
 
-    def __init__(self, server: LiveServer, session: requests.Session) -> None:
-        self._server, self._session = server, session
+    def __init__(self, live: LiveServer, session: requests.Session) -> None:
+        self.origin, self.api, self.session = live.origin, live.api, session
+        self.log: list[str] = []
+        self.gone: str | None = None
+        for stream in (live.process.stdout, live.process.stderr):
+            threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
+
+    def _drain(self, stream: Any) -> None:
+        for line in stream:
+            self.log.append(line)
+
+    def errors(self) -> str:
+        """The last line of each distinct traceback in the server log."""
+        found: list[str] = []
+        for line in list(self.log):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("error"):
+                last = str(event["error"]).strip().splitlines()[-1]
+                found += [] if last in found else [last]
+        return "\n".join(f"  {line}" for line in found) or "  (none)"
+
+    def answer(self, send: Callable[[], Any], what: str) -> schemathesis.Response:
+        """What `send()` got; once a request got no answer, every call fails at once."""
+        if self.gone is not None:
+            raise AssertionError(self.gone)
+        try:
+            return schemathesis.Response.from_any(send())
+        except requests.RequestException as exc:
+            self.gone = f"no answer ({type(exc).__name__}) to {what}; the server is gone"
+            raise AssertionError(self.gone) from None
+
+
+class World:
+    """What the fuzzed requests may name: a user (and a valid user-token of theirs, logging in
+    again once a fuzzed logout spent it), a polling subscription on CHANNEL with a message
+    waiting, a scheduled message, a device registered on CHANNEL."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
         self._token: str | None = None
-        answer = session.post(
-            f"{server.api}/users/register",
-            json={"login": "fuzz-user", "password": "fuzz-password"},
-            timeout=TIMEOUT,
-        )
-        assert answer.status_code == 200, answer.text
+        user = self._post("users/register", {"login": LOGIN, "password": PASSWORD})
+        subscription = self._post(f"messaging/{CHANNEL}/subscribe", {})
+        self._post(f"messaging/{CHANNEL}", {"message": "hello", "headers": {"n": 1}})
+        in_a_day = (time.time() + 86_400) * 1000
+        scheduled = self._post(f"messaging/{CHANNEL}", {"message": "later", "publishAt": in_a_day})
+        device = {"deviceId": DEVICE, "deviceToken": "token", "os": "IOS", "channels": [CHANNEL]}
+        self._post("messaging/registrations", device)
+        self.path_values = {
+            "channel": CHANNEL,
+            "name": CHANNEL,
+            "subscription_id": subscription["subscriptionId"],
+            "message_id": scheduled["messageId"],
+            "device_id": DEVICE,
+            "object_id": user["objectId"],
+        }
 
-    def valid(self) -> str:
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self._server.api}/{path}"
+        answer = self._server.session.post(url, json=body, timeout=TIMEOUT)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def token(self) -> str:
         if self._token is None:
-            answer = self._session.post(
-                f"{self._server.api}/users/login",
-                json={"login": "fuzz-user", "password": "fuzz-password"},
-                timeout=TIMEOUT,
-            )
-            assert answer.status_code == 200, answer.text
-            self._token = answer.json()["user-token"]
+            self._token = self._post("users/login", {"login": LOGIN, "password": PASSWORD})[
+                "user-token"
+            ]
         return self._token
 
     def spent(self, token: str | None) -> None:
@@ -184,21 +263,16 @@ class UserTokens:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("fuzz") / "data") as running:
-        yield running
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("fuzz") / "data"
+    with live_server(data, config=CONFIG, credentials=False) as running, requests.Session() as http:
+        yield Server(running, http)
         assert running.stop() == 0
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def document(server: LiveServer, session: requests.Session) -> dict[str, Any]:
-    answer = session.get(f"{server.origin}/schema/openapi.json", timeout=TIMEOUT)
+def document(server: Server) -> dict[str, Any]:
+    answer = server.session.get(f"{server.origin}/schema/openapi.json", timeout=TIMEOUT)
     assert answer.status_code == 200, answer.text
     served: dict[str, Any] = answer.json()
     return served
@@ -221,59 +295,96 @@ def test_the_document_lists_the_api(document: dict[str, Any]) -> None:
         assert expected in operations
 
 
+def fuzz(operation: APIOperation, server: Server, world: World) -> tuple[Counter[int], list[str]]:
+    """MAX_EXAMPLES generated calls of one operation: the statuses seen, the contract breaks
+    (each with its request, shrunk by Hypothesis)."""
+    statuses: Counter[int] = Counter()
+    if server.gone is not None:  # reported by the operation that saw it go
+        return statuses, []
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=cases,
+        credentials=st.sampled_from(CREDENTIALS),
+        values=st.sampled_from(PATH_VALUES),
+        user=st.sampled_from(USER_TOKENS),
+    )
+    def call(case: Case, credentials: str, values: str, user: str | None) -> None:
+        params = dict(case.path_parameters or {})
+        if values == "known":
+            params.update((k, v) for k, v in world.path_values.items() if k in params)
+        if credentials == "real":
+            real = {"app_id": APP_ID, "api_key": API_KEY}
+            params.update((k, v) for k, v in real.items() if k in params)
+            case.headers = {**(case.headers or {}), "admin-key": ADMIN_KEY}
+        case.path_parameters = params
+        token = {"valid": world.token(), "bogus": "not-a-user-token"}.get(user or "")
+        if token is not None:
+            case.headers = {**(case.headers or {}), "user-token": token}
+        response = server.answer(
+            lambda: case.call(base_url=server.origin, session=server.session, timeout=TIMEOUT),
+            f"{case.method} {case.formatted_path} {case.body!r:.120}",
+        )
+        statuses[response.status_code] += 1
+        if operation.path.endswith("/users/logout") and response.status_code == 200:
+            world.spent(token)
+        problem = contract_violation(response)
+        assert problem is None, f"{problem}\n    {describe(response)}"
+
+    try:
+        call()
+    except (AssertionError, ExceptionGroup) as exc:
+        leaves = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+        return statuses, [str(leaf) for leaf in leaves]
+    return statuses, []
+
+
 def test_generated_requests_keep_the_error_contract(
-    server: LiveServer, session: requests.Session, api_schema: schemathesis.BaseSchema
+    server: Server, api_schema: schemathesis.BaseSchema
 ) -> None:
-    tokens = UserTokens(server, session)
+    world = World(server)
     failures: dict[str, list[str]] = {}
     statuses: dict[str, Counter[int]] = {}
     for result in api_schema.get_all_operations():
         operation = result.ok()
-        seen = statuses.setdefault(operation.label, Counter())
-        cases = st.one_of(
-            operation.as_strategy(GenerationMode.POSITIVE),
-            operation.as_strategy(GenerationMode.NEGATIVE),
-        )
-
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            print_blob=False,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=cases, credentials=st.sampled_from(CREDENTIALS), user=st.sampled_from(USER_TOKENS))
-        def call(case: Case, credentials: str, user: str | None) -> None:
-            if credentials == "real" and "app_id" in (case.path_parameters or {}):
-                case.path_parameters = {**case.path_parameters, "app_id": APP_ID, "api_key": API_KEY}
-            token = {"valid": tokens.valid(), "bogus": "not-a-user-token"}.get(user or "")
-            if token is not None:
-                case.headers = {**(case.headers or {}), "user-token": token}
-            response = case.call(base_url=server.origin, session=session, timeout=TIMEOUT)
-            seen[response.status_code] += 1
-            if operation.path.endswith("/users/logout") and response.status_code == 200:
-                tokens.spent(token)
-            problem = contract_violation(response)
-            assert problem is None, f"{problem}\n    {describe(response)}"
-
-        try:
-            call()
-        except (AssertionError, ExceptionGroup) as exc:
-            leaves = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
-            failures[operation.label] = [str(leaf) for leaf in leaves]
-
+        statuses[operation.label], problems = fuzz(operation, server, world)
+        if problems:
+            failures[operation.label] = problems
     report = "\n".join(
         f"{label}:\n  " + "\n  ".join(problems) for label, problems in failures.items()
     )
-    assert not failures, f"the error contract broke:\n{report}"
-    # The credentials override works: every app-scoped operation got past authentication.
-    stuck = [label for label, seen in statuses.items() if seen and set(seen) <= {401}]
-    assert not stuck, f"only 401 answers: {stuck} ({statuses})"
+    assert not failures, f"the error contract broke:\n{report}\nserver log:\n{server.errors()}"
+    # The credentials override works: every operation got past authentication at times.
+    stuck = {label: dict(seen) for label, seen in statuses.items() if set(seen) <= {401}}
+    assert not stuck, f"only 401 answers: {stuck}"
 
 
-# Bodies a generator from the document never sends: not JSON, not UTF-8, not application/json.
+# Bodies a generator from the document does not send: not JSON, not UTF-8, not application/json,
+# nested past any recursion limit, integers past 64 bits in every field a body may have.
 JSON = "application/json"
+HUGE = 10**30
+EVERY_FIELD = {
+    "message": HUGE,
+    "publishAt": HUGE,
+    "deviceId": "fuzz-huge",
+    "deviceToken": "token",
+    "os": "IOS",
+    "expiration": HUGE,
+    "login": "fuzz-huge",
+    "password": str(HUGE),
+    "roles": ["fuzz-huge"],
+}
 RAW_BODIES = {
     "truncated": (b'{"message": ', JSON),
     "empty": (b"", JSON),
@@ -283,6 +394,7 @@ RAW_BODIES = {
     "nan": (b'{"message": NaN}', JSON),
     "number-out-of-range": (b'{"message": 1e999}', JSON),
     "deeply-nested": (b'{"message": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", JSON),
+    "huge-integers": (json.dumps(EVERY_FIELD).encode(), JSON),
     "scalar": (b"1", JSON),
     "null": (b"null", JSON),
     "text-plain": (b'{"message": 1}', "text/plain"),
@@ -291,19 +403,30 @@ RAW_BODIES = {
 
 
 @pytest.mark.parametrize("name", list(RAW_BODIES))
-def test_malformed_bodies_keep_the_error_contract(
-    server: LiveServer, session: requests.Session, document: dict[str, Any], name: str
+def test_odd_bodies_keep_the_error_contract(
+    server: Server, document: dict[str, Any], name: str
 ) -> None:
+    """Each operation that takes a body, with the real credentials, gets the body as is."""
     body, content_type = RAW_BODIES[name]
-    headers = {} if content_type is None else {"content-type": content_type}
-    posts = [path for path, operations in document["paths"].items() if "post" in operations]
-    assert posts
+    headers = {"admin-key": ADMIN_KEY}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    calls = [
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert calls
     problems = []
-    for template in posts:
+    for method, template in calls:
         path = template.replace("{app_id}", APP_ID).replace("{api_key}", API_KEY)
         path = path.replace("{", "").replace("}", "")  # other parameters: their own names
-        response = session.post(server.origin + path, data=body, headers=headers, timeout=TIMEOUT)
+        send = partial(server.session.request, method, server.origin + path, data=body)
+        response = server.answer(
+            partial(send, headers=headers, timeout=TIMEOUT), f"{method} {path} {body!r:.120}"
+        )
         problem = contract_violation(response)
         if problem is not None:
             problems.append(f"{problem}\n    {describe(response)}")
-    assert not problems, "\n".join(problems)
+    assert not problems, "\n".join(problems) + f"\nserver log:\n{server.errors()}"

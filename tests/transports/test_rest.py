@@ -191,6 +191,10 @@ def test_bad_requests_answer_json_errors(server: LiveServer, client: httpx.Clien
     headers = {"content-type": "application/json"}
     assert error(client.post("/messaging/news", content=b"{bad", headers=headers)) == (400, 8002)
     assert error(client.post("/messaging/news", content=b"[1]", headers=headers)) == (400, 8002)
+    not_utf8 = b'{"message": "\xff"}'
+    assert error(client.post("/messaging/news", content=not_utf8, headers=headers)) == (400, 8002)
+    nested = b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert error(client.post("/messaging/news", content=nested, headers=headers)) == (400, 8002)
     huge = b'{"message": "' + b"x" * 3_000_000 + b'"}'
     assert error(client.post("/messaging/news", content=huge, headers=headers)) == (413, 5052)
     assert error(client.post("/messaging/a%20b", json={"message": 1})) == (400, 5044)
