@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Literal, TypeAlias, TypeVar, cast
@@ -40,6 +41,7 @@ from broker.stores._records import (
 )
 
 SCHEMA_VERSION = 1
+RECENT_STATUSES = 10_000  # committed statuses also kept in memory (at most max_statuses)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scheduled (
     message_id TEXT PRIMARY KEY,
@@ -88,6 +90,9 @@ class SqliteStore:
         self._queue: list[tuple[Write, float]] = []
         self._batch = _Batch()  # the batch the queued writes will commit in
         self._unflushed: dict[str, StatusRecord] = {}
+        # The statuses committed last, so that asking for a message just published (what
+        # clients do) costs no read on a worker thread; bounded, oldest out first.
+        self._recent: OrderedDict[str, StatusRecord] = OrderedDict()
         self._write_lock = anyio.Lock()
         self._read_lock = anyio.Lock()
 
@@ -146,6 +151,7 @@ class SqliteStore:
                 handles = cast(_Handles, (self._writer, self._reader, self._lock_file))  # all set
                 await to_thread.run_sync(_close_all, handles)
                 self._writer = self._reader = self._lock_file = None
+                self._recent.clear()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -185,12 +191,29 @@ class SqliteStore:
                         batch.error = exc
                     finally:
                         batch.done = True
-                        for write, _ in queued:
-                            ended = final_status(write)
-                            if ended is not None:  # now read from the database
-                                self._unflushed.pop(ended[0], None)
+                        self._committed(queued, failed=batch.error is not None)
         if batch.error is not None:
             raise StoreError(f"writing to {self.path} failed: {batch.error}") from batch.error
+
+    def _committed(self, queued: list[tuple[Write, float]], *, failed: bool) -> None:
+        """Statuses of a batch leave `_unflushed` (unless a later write replaced them) and,
+        if it committed, join `_recent`."""
+        recent = self._recent
+        size = min(RECENT_STATUSES, self._policy.max_count)
+        for write, at in queued:
+            ended = final_status(write)
+            if ended is None:
+                continue
+            message_id, status, error = ended
+            record = self._unflushed.get(message_id)
+            if record is None or record != StatusRecord(status, error, at):
+                continue  # a later write of this message's status is still queued
+            del self._unflushed[message_id]
+            if not failed:
+                recent.pop(message_id, None)
+                recent[message_id] = record
+                if len(recent) > size:
+                    recent.popitem(last=False)
 
     def _execute(self, queued: list[tuple[Write, float]]) -> None:
         con = self._open_writer()  # raises if closed while the batch waited
@@ -282,7 +305,7 @@ class SqliteStore:
     # -- reads -------------------------------------------------------------------------------
 
     async def get_status(self, message_id: str, now: float) -> StatusRecord | None:
-        record = self._unflushed.get(message_id)
+        record = self._unflushed.get(message_id) or self._recent.get(message_id)
         if record is None:
             async with self._read_lock:
                 record = await to_thread.run_sync(self._read_status, message_id)

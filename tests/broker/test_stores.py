@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio import to_thread
 from anyio.lowlevel import checkpoint
 
 from broker import Broker, BrokerError, MessageStatus
@@ -24,6 +26,8 @@ from broker.stores import (
     Store,
     StoreError,
 )
+from broker.stores import _sqlite as sqlite_store
+from broker.stores._records import Write
 from broker.testing import VirtualClock
 
 POLICY = StatusPolicy(retention=100, max_count=1000)
@@ -193,6 +197,70 @@ async def test_a_failed_transaction_applies_none_of_its_writes(tmp_path: Path) -
     await store.close()
     store = SqliteStore(tmp_path / "tidings.db")
     assert [m.message_id for m in await store.open(POLICY)] == ["m1"]
+    await store.close()
+
+
+async def test_statuses_just_committed_are_read_without_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "RECENT_STATUSES", 3)
+    store = SqliteStore(tmp_path / "tidings.db")
+    await store.open(POLICY)
+    reads: list[str] = []
+    read = store._read_status
+    monkeypatch.setattr(
+        store, "_read_status", lambda message_id: reads.append(message_id) or read(message_id)
+    )
+    for number in range(5):
+        store.write_behind(RecordStatus(f"m{number}", MessageStatus.PUBLISHED), 1.0)
+    await store.flush()
+    for number in range(5):
+        assert await store.get_status(f"m{number}", 2.0) == StatusRecord(
+            MessageStatus.PUBLISHED, None, 1.0
+        )
+    assert reads == ["m0", "m1"]  # only the last three are kept in memory
+    await store.close()
+
+
+async def test_a_status_queued_while_an_older_one_commits_is_not_lost(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "tidings.db")
+    await store.open(POLICY)
+    store.write_behind(RecordStatus("m", MessageStatus.PUBLISHED), 1.0)
+    committing = threading.Event()
+    go_on = threading.Event()
+    execute = store._execute
+
+    def slow_execute(queued: list[tuple[Write, float]]) -> None:
+        committing.set()
+        go_on.wait(5)
+        execute(queued)
+
+    store._execute = slow_execute  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.flush)
+        await to_thread.run_sync(committing.wait, 5)
+        store.write_behind(RecordStatus("m", MessageStatus.FAILED, "later"), 2.0)
+        go_on.set()
+    newer = StatusRecord(MessageStatus.FAILED, "later", 2.0)
+    assert await store.get_status("m", 3.0) == newer  # not the older one just committed
+
+    def failing_execute(queued: list[tuple[Write, float]]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store._execute = failing_execute  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        await store.flush()  # the newer one is lost: the older one, committed, reads again
+    assert await store.get_status("m", 3.0) == StatusRecord(MessageStatus.PUBLISHED, None, 1.0)
+    await store.close()
+
+
+async def test_statuses_of_a_failed_commit_are_not_kept(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "tidings.db")
+    await store.open(POLICY)
+    await store.write([Schedule(scheduled("m1"))], 1.0)
+    with pytest.raises(StoreError):
+        await store.write([Cancel("m1"), Schedule(scheduled("m1")), Schedule(scheduled("m1"))], 2.0)
+    assert await store.get_status("m1", 3.0) is None
     await store.close()
 
 
