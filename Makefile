@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/selector_scaling.py
 	$(BIN)/python benchmarks/timer_wheel.py
 	$(BIN)/python benchmarks/scheduled_publish.py
+	$(BIN)/python benchmarks/timers.py
 	$(BIN)/python benchmarks/rest_publish.py
 
 clean:

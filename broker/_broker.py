@@ -124,6 +124,7 @@ class Broker:
             # The body's own exception propagates as it is, not wrapped in an exception group.
             await task_group.__aexit__(None, None, None)
         finally:
+            self._scheduler.close()
             with anyio.CancelScope(shield=True):
                 await self._store.close()
         return None

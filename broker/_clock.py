@@ -32,6 +32,8 @@ def sleeper_for(clock: Clock) -> Callable[[float], Awaitable[None]]:
     async def sleep_until(deadline: float) -> None:
         if math.isinf(deadline):
             await anyio.sleep_forever()
-        await anyio.sleep(max(0.0, deadline - clock()))
+        # At least 1 ms: uvloop's timers count whole ms and may wake a fraction early;
+        # re-sleeping the fraction would spin until it passed.
+        await anyio.sleep(max(0.001, deadline - clock()))
 
     return sleep_until

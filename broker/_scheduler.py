@@ -63,6 +63,11 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self._timers)
 
+    def close(self) -> None:
+        """Forget every pending message (the broker has stopped; the store keeps them)."""
+        self._wheel.clear()
+        self._timers.clear()
+
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._timers
 

@@ -19,6 +19,8 @@ import math
 from itertools import islice
 from typing import Any, Generic, TypeAlias, TypeVar
 
+import msgspec
+
 T = TypeVar("T")
 
 WHEEL_SIZE = 64
@@ -26,19 +28,22 @@ WHEEL_SIZE = 64
 _Slot: TypeAlias = "dict[Timer[Any], None]"  # insertion-ordered set: O(1) add and remove
 
 
-class Timer(Generic[T]):
-    """A scheduled item; keep it to cancel."""
+class Timer(msgspec.Struct, Generic[T], gc=False, eq=False):
+    """A scheduled item; keep it to cancel.
 
-    __slots__ = ("_slot", "due", "item")
+    Not tracked by the garbage collector (gc=False; eq=False hashes by identity): a
+    million pending timers would otherwise make every full collection walk them all,
+    stalling the loop for tens of ms. Its cycle with the slot holding it is broken by
+    `cancel`, `advance` and `clear`, never left to the collector.
+    """
 
-    def __init__(self, due: int, item: T) -> None:
-        self.due = due  # whole milliseconds, rounded up from the requested deadline
-        self.item = item
-        self._slot: _Slot | None = None  # where it waits: a bucket, or the ready set
+    due: int  # whole milliseconds, rounded up from the requested deadline
+    item: T
+    slot: _Slot | None = None  # where it waits: a bucket, or the ready set
 
     @property
     def pending(self) -> bool:
-        return self._slot is not None
+        return self.slot is not None
 
 
 class _Bucket:
@@ -86,13 +91,25 @@ class TimingWheel(Generic[T]):
 
     def cancel(self, timer: Timer[T]) -> bool:
         """Unschedule in O(1); False when it was already handed out or cancelled."""
-        slot = timer._slot
+        slot = timer.slot
         if slot is None:
             return False
         del slot[timer]
-        timer._slot = None
+        timer.slot = None
         self._count -= 1
         return True
+
+    def clear(self) -> None:
+        """Drop every timer (breaking each one's cycle with its slot)."""
+        for level in self._levels:
+            for bucket in level.buckets:
+                bucket.start = -1
+        for slot in [self._ready, *(b.timers for level in self._levels for b in level.buckets)]:
+            for timer in slot:
+                timer.slot = None
+            slot.clear()
+        self._heap.clear()
+        self._count = 0
 
     def next_due(self) -> int | None:
         """The earliest ms at which `advance` may have work (None: nothing scheduled)."""
@@ -137,7 +154,7 @@ class TimingWheel(Generic[T]):
         out: list[T] = []
         for timer in taken:
             del ready[timer]
-            timer._slot = None
+            timer.slot = None
             out.append(timer.item)
         self._count -= len(taken)
         return out
@@ -151,7 +168,7 @@ class TimingWheel(Generic[T]):
             else:
                 self._ready_tail = due
             ready[timer] = None
-            timer._slot = ready
+            timer.slot = ready
             return
         delta = due - self._now
         levels = self._levels
@@ -163,7 +180,7 @@ class TimingWheel(Generic[T]):
         level = levels[index]
         bucket = level.buckets[(due // level.tick) % WHEEL_SIZE]
         bucket.timers[timer] = None
-        timer._slot = bucket.timers
+        timer.slot = bucket.timers
         # A queued bucket always holds this same turn of the wheel: within one span
         # ahead of `now` each bucket index stands for one start only.
         if bucket.start < 0:

@@ -69,7 +69,7 @@ class RecordStatus(msgspec.Struct, tag=True):
 Write = Schedule | Release | Cancel | RecordStatus
 
 
-class StatusRecord(msgspec.Struct, frozen=True):
+class StatusRecord(msgspec.Struct, frozen=True, gc=False):  # no containers: no cycles
     status: MessageStatus
     error: str | None
     at: float  # epoch seconds when recorded

@@ -1,10 +1,13 @@
-"""broker.testing.VirtualClock: time that moves only when a test says so."""
+"""broker.testing.VirtualClock: time that moves only when a test says so; and real-time sleeps."""
 
 from __future__ import annotations
+
+import time
 
 import anyio
 import pytest
 
+from broker._clock import sleeper_for
 from broker.testing import DEFAULT_START, VirtualClock
 
 
@@ -34,3 +37,11 @@ def test_a_virtual_clock_never_goes_backwards() -> None:
     with pytest.raises(ValueError, match="backwards"):
         clock.set(99.0)
     assert clock() == 100.0
+
+
+async def test_a_real_time_sleep_is_never_shorter_than_a_millisecond() -> None:
+    """uvloop counts whole ms: re-sleeping a fraction of one would spin until it passed."""
+    sleep_until = sleeper_for(time.time)
+    started = time.monotonic()
+    await sleep_until(time.time() + 0.0001)
+    assert time.monotonic() - started >= 0.001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 from hypothesis import settings
@@ -11,6 +12,27 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from broker._timers import TimingWheel
 
 YEAR_MS = 365 * 24 * 3600 * 1000
+
+
+def test_clear_drops_every_timer_and_the_wheel_still_works() -> None:
+    wheel: TimingWheel[str] = TimingWheel(0)
+    timers = [wheel.schedule(due, f"t{due}") for due in (0, 0, 5, 5_000, 10**9)]
+    assert wheel.advance(0, limit=1) == ["t0"]  # the other t0 stays ready
+    wheel.clear()
+    assert len(wheel) == 0
+    assert not any(timer.pending for timer in timers)  # and out of their slots' cycles
+    assert wheel.next_due() is None
+    assert wheel.advance(10**10) == []
+    wheel.schedule(10**10 + 5, "after")
+    assert wheel.next_due() == 10**10 + 5
+    assert wheel.advance(10**10 + 5) == ["after"]
+
+
+def test_timers_are_not_tracked_by_the_garbage_collector() -> None:
+    wheel: TimingWheel[str] = TimingWheel(0)
+    timer = wheel.schedule(10, "x")
+    assert not gc.is_tracked(timer)  # a full collection does not walk pending timers
+    wheel.clear()
 
 
 def test_fires_at_its_millisecond_never_before() -> None:
