@@ -31,7 +31,7 @@ from broker.stores._records import Cancel, Release, Schedule, ScheduledMessage
 
 log = logging.getLogger("tidings.scheduler")
 
-BATCH_SIZE = 1000  # due messages released per store transaction and per event-loop turn
+BATCH_SIZE = 500  # due messages released per store transaction and per event-loop turn
 RETRY_AFTER = 1.0  # seconds before a batch whose store write failed is tried again
 
 
