@@ -1,28 +1,14 @@
-"""Scheduled publishing where a user pays for it: `broker.publish(..., delay=d)` and friends.
+"""Scheduled publishing on SQLite and firing: `publish(..., delay=d)` at volume.
 
-N messages (default 100 000) with payload ``"x"``, no headers, and delays drawn
-uniformly from 60 s to an hour (none comes due while it is measured), in five
-parts, each against its reference in the same run. ``us_per_msg`` is every
-contender's headline: microseconds per message of what that contender does.
+What benchmarks/timers.py does not measure: there, the cost of one
+``publish(delay=d)`` and of ``cancel`` against ``loop.call_at``, memory per
+pending message, lateness, a burst and a SqliteStore restart. Here, N messages
+with payload ``"x"``, no headers, and delays drawn uniformly from 60 s to an
+hour, in two parts, each against its reference in the same run.
+``us_per_msg`` is every contender's headline: microseconds per message of what
+that contender does (the commit or the delivery).
 
-1. Cost per call on MemoryStore, N calls in a loop, best of ``--repeat``:
-   - ``delay_publish``: ``await broker.publish(ch, "x", delay=d)``.
-   - ``immediate_publish``: ``await broker.publish(ch, "x")`` with no subscriber,
-     the floor: what publish costs without a timer.
-   - ``call_later``: what a user would hand-roll: an id from the broker's own id
-     generator, ``loop.call_later(d, fire, id, ch, message)`` and
-     ``handles[id] = handle`` for cancel, behind the same ``async def publish``
-     / ``async def cancel`` shape as the broker's API.
-2. Memory per pending message (``bytes_per_msg``): tracemalloc's count of what
-   is still allocated after N publishes (and a full gc), divided by N: the wheel,
-   the record, the store's copy, the id, the encoded payload, status and other
-   bookkeeping; for ``call_later`` the TimerHandle, its args, the heap slot, the
-   id and the dict entry. ``immediate_publish`` keeps only the status it records.
-   ``bytes_per_msg_after_cancel``: what is still held once all N are cancelled
-   (Tidings keeps a "cancelled" status, bounded by max_statuses / status_retention).
-3. Cancel (``cancel_us``): ``await broker.cancel(id)`` for all N, against
-   ``handles.pop(id).cancel()``.
-4. SqliteStore (temporary file, WAL, synchronous=NORMAL): publish(delay=d) by one
+1. SqliteStore (temporary file, WAL, synchronous=NORMAL): publish(delay=d) by one
    sequential publisher (``sqlite_delay_1``, ``--sqlite-sequential`` messages) and
    by 100 concurrent publisher tasks (``sqlite_delay_100``, group commit,
    ``--sqlite-concurrent`` messages), against the physical reference: stdlib
@@ -30,17 +16,19 @@ contender's headline: microseconds per message of what that contender does.
    rows as the store encodes them (built off the clock), one INSERT + COMMIT per
    message (``raw_sqlite_commit_each``) and one executemany + COMMIT per 100
    (``raw_sqlite_batch_100``), for the same message counts.
-5. Firing: N messages all come due at once (a VirtualClock advanced by an hour)
-   into one subscriber (``max_pending=N+1``); deliveries/s from the advance to the
-   N-th message received, on MemoryStore (``fire_memory``, published beforehand
-   with ``publish(delay=d)``) and SqliteStore (``fire_sqlite``, loaded at start
-   from a file prepared once through the Store API, as those publishes leave it),
-   against N immediate publishes into the same kind of subscriber
-   (``immediate_memory``, ``immediate_sqlite``). A round of this part takes
-   seconds at N = 100 000, so it runs ``min(--repeat, 2)`` rounds.
+2. Firing: ``--messages`` N (default 100 000) all come due at once (a
+   VirtualClock advanced by an hour) into one subscriber (``max_pending=N+1``);
+   deliveries/s from the advance to the N-th message received, on MemoryStore
+   (``fire_memory``, published beforehand with ``publish(delay=d)``) and
+   SqliteStore (``fire_sqlite``, loaded at start from a file prepared once
+   through the Store API, as those publishes leave it), against N immediate
+   publishes into the same kind of subscriber (``immediate_memory``,
+   ``immediate_sqlite``). A round of this part takes seconds at N = 100 000, so
+   it runs ``min(--repeat, 2)`` rounds.
 
-Ratios are always tidings / reference of the named metric: for ``us_per_msg``,
-``cancel_us`` and ``bytes_per_msg`` above 1 means Tidings costs more; for
+Every part runs its rounds interleaved with a rotating start and a full gc
+before each trial (``_common.best_of``) and reports the best and median round.
+Ratios are always tidings / reference of the named metric: for
 ``publishes_per_s`` and ``deliveries_per_s`` below 1 means it is slower.
 Client and server share the machine: only same-run ratios mean anything.
 """
@@ -54,16 +42,15 @@ import math
 import random
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from _common import (
+    Samples,
+    best_of,
     environment,
     format_value,
     parse_args,
@@ -89,18 +76,13 @@ MIN_DELAY = 60.0  # seconds: nothing comes due while a trial runs
 MAX_DELAY = 3600.0
 PUBLISHERS = 100  # concurrent publisher tasks on SqliteStore
 RAW_BATCH = 100  # messages per transaction of raw_sqlite_batch_100
-FIRING_MAX_REPEAT = 2  # a round of part 5 takes ~13 s at N = 100 000
+FIRING_MAX_REPEAT = 2  # a round of part 2 takes ~13 s at N = 100 000
 
-MEMORY = ("delay_publish", "immediate_publish", "call_later")
 SQLITE = ("sqlite_delay_1", "sqlite_delay_100", "raw_sqlite_commit_each", "raw_sqlite_batch_100")
 FIRING = ("fire_memory", "fire_sqlite", "immediate_memory", "immediate_sqlite")
-CONTENDERS = MEMORY + SQLITE + FIRING
+CONTENDERS = SQLITE + FIRING
 
 RATIO_PAIRS: tuple[tuple[str, str, str], ...] = (
-    ("delay_publish", "immediate_publish", "us_per_msg"),
-    ("delay_publish", "call_later", "us_per_msg"),
-    ("delay_publish", "call_later", "cancel_us"),
-    ("delay_publish", "call_later", "bytes_per_msg"),
     ("sqlite_delay_1", "raw_sqlite_commit_each", "publishes_per_s"),
     ("sqlite_delay_100", "raw_sqlite_batch_100", "publishes_per_s"),
     ("sqlite_delay_100", "sqlite_delay_1", "publishes_per_s"),
@@ -109,45 +91,19 @@ RATIO_PAIRS: tuple[tuple[str, str, str], ...] = (
     ("fire_sqlite", "immediate_sqlite", "deliveries_per_s"),
 )
 
-TIME_COLUMNS = ("us_per_msg", "median_us_per_msg")
-Phases = dict[str, float]  # seconds per measured phase of one trial
-Trial = Callable[[], Awaitable[Phases]]
+Trial = Callable[[], Awaitable[float]]  # seconds of the measured phase
 
 
 # ---------------------------------------------------------------------- harness
 
 
-async def best_of_phases(
-    trials: Mapping[str, Trial], repeat: int
-) -> dict[str, dict[str, list[float]]]:
-    """`_common.best_of` for trials that time several phases (publish, cancel):
-    interleaved rounds, rotating start, a full gc before each trial; every sample kept."""
-    names = list(trials)
-    samples: dict[str, dict[str, list[float]]] = {name: {} for name in names}
-    for round_index in range(repeat):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            phases = await trials[name]()
-            for phase, seconds in phases.items():
-                samples[name].setdefault(phase, []).append(seconds)
-            shown = "  ".join(f"{phase} {seconds:8.4f} s" for phase, seconds in phases.items())
-            print(
-                f"  round {round_index + 1}/{repeat}  {name:<22} {shown}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return samples
-
-
-def per_message(samples: Sequence[float], count: int) -> tuple[float, float]:
-    """(best, median) microseconds per message."""
-    return min(samples) / count * 1e6, statistics.median(samples) / count * 1e6
-
-
-def rate_figures(samples: Sequence[float], count: int, metric: str) -> dict[str, float]:
-    best, median = per_message(samples, count)
-    return {metric: 1e6 / best, f"median_{metric}": 1e6 / median, "us_per_msg": best}
+def rate_figures(samples: Samples, count: int, metric: str) -> dict[str, float]:
+    """``metric`` (per second) of the best and the median round, and best ``us_per_msg``."""
+    return {
+        metric: count / samples.best,
+        f"median_{metric}": count / samples.median,
+        "us_per_msg": samples.best / count * 1e6,
+    }
 
 
 def make_delays(count: int, seed: int) -> list[float]:
@@ -156,201 +112,12 @@ def make_delays(count: int, seed: int) -> list[float]:
 
 
 async def settle_loop() -> None:
-    """Let the loop run what a trial left behind (e.g. purging cancelled timer handles)."""
+    """Let the loop run what a trial left behind, so a consumer task parks on its first wait."""
     for _ in range(3):
         await asyncio.sleep(0)
 
 
-# ------------------------------------------------- 1-3: MemoryStore, per call
-
-
-class NaiveScheduler:
-    """The hand-rolled reference: one asyncio TimerHandle per message, a dict for cancel."""
-
-    def __init__(self, deliver: Callable[[str, Any], object]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._deliver = deliver
-        self._new_id = MessageIds()
-        self.handles: dict[str, asyncio.TimerHandle] = {}
-
-    async def publish(self, channel: str, message: Any, delay: float) -> str:
-        message_id = self._new_id()
-        self.handles[message_id] = self._loop.call_later(
-            delay, self._fire, message_id, channel, message
-        )
-        return message_id
-
-    async def cancel(self, message_id: str) -> bool:
-        handle = self.handles.pop(message_id, None)
-        if handle is None:
-            return False
-        handle.cancel()
-        return True
-
-    def _fire(self, message_id: str, channel: str, message: Any) -> None:
-        del self.handles[message_id]
-        self._deliver(channel, message)
-
-
-def _never_delivered(channel: str, message: Any) -> None:
-    raise AssertionError(f"a message on {channel} came due during the benchmark")
-
-
-async def trial_delay_publish(delays: list[float]) -> Phases:
-    async with Broker() as broker:
-        publish = broker.publish
-        ids: list[str] = []
-        start = time.perf_counter()
-        for delay in delays:
-            ids.append((await publish(CHANNEL, PAYLOAD, delay=delay)).message_id)
-        published = time.perf_counter() - start
-        if broker.statistics().scheduled != len(delays):
-            raise AssertionError("not every message is scheduled")
-        cancel = broker.cancel
-        start = time.perf_counter()
-        for message_id in ids:
-            await cancel(message_id)
-        cancelled = time.perf_counter() - start
-        if broker.statistics().scheduled != 0:
-            raise AssertionError("messages still scheduled after cancelling all")
-    return {"publish": published, "cancel": cancelled}
-
-
-async def trial_immediate_publish(delays: list[float]) -> Phases:
-    async with Broker() as broker:
-        publish = broker.publish
-        start = time.perf_counter()
-        for _ in delays:
-            await publish(CHANNEL, PAYLOAD)
-        published = time.perf_counter() - start
-    return {"publish": published}
-
-
-async def trial_call_later(delays: list[float]) -> Phases:
-    naive = NaiveScheduler(_never_delivered)
-    publish = naive.publish
-    ids: list[str] = []
-    start = time.perf_counter()
-    for delay in delays:
-        ids.append(await publish(CHANNEL, PAYLOAD, delay))
-    published = time.perf_counter() - start
-    cancel = naive.cancel
-    start = time.perf_counter()
-    for message_id in ids:
-        await cancel(message_id)
-    cancelled = time.perf_counter() - start
-    if naive.handles:
-        raise AssertionError("handles left after cancelling all")
-    await settle_loop()
-    return {"publish": published, "cancel": cancelled}
-
-
-class HeldBytes:
-    """tracemalloc: bytes allocated since `start()` and still alive (after a full gc)."""
-
-    def __init__(self) -> None:
-        self._base = 0
-
-    def start(self) -> None:
-        gc.collect()
-        tracemalloc.start()
-        self._base = tracemalloc.get_traced_memory()[0]
-
-    def held(self) -> int:
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - self._base
-
-    @staticmethod
-    def stop() -> None:
-        tracemalloc.stop()
-
-
-async def memory_delay_publish(delays: list[float]) -> dict[str, float]:
-    count = len(delays)
-    async with Broker() as broker:
-        await broker.publish(CHANNEL, PAYLOAD)  # the channel exists before the count starts
-        meter = HeldBytes()
-        meter.start()
-        try:
-            ids = [(await broker.publish(CHANNEL, PAYLOAD, delay=d)).message_id for d in delays]
-            pending = meter.held() - sys.getsizeof(ids)  # the benchmark's own list of ids
-            for message_id in ids:
-                await broker.cancel(message_id)
-            del ids
-            after_cancel = meter.held()
-        finally:
-            meter.stop()
-    return {"bytes_per_msg": pending / count, "bytes_per_msg_after_cancel": after_cancel / count}
-
-
-async def memory_immediate_publish(delays: list[float]) -> dict[str, float]:
-    async with Broker() as broker:
-        await broker.publish(CHANNEL, PAYLOAD)
-        meter = HeldBytes()
-        meter.start()
-        try:
-            for _ in delays:
-                await broker.publish(CHANNEL, PAYLOAD)
-            held = meter.held()
-        finally:
-            meter.stop()
-    return {"bytes_per_msg": held / len(delays)}
-
-
-async def memory_call_later(delays: list[float]) -> dict[str, float]:
-    count = len(delays)
-    meter = HeldBytes()
-    meter.start()
-    try:
-        naive = NaiveScheduler(_never_delivered)
-        ids = [await naive.publish(CHANNEL, PAYLOAD, d) for d in delays]
-        pending = meter.held() - sys.getsizeof(ids)
-        for message_id in ids:
-            await naive.cancel(message_id)
-        del ids
-        await settle_loop()  # asyncio purges cancelled handles from its heap on its next turn
-        after_cancel = meter.held()
-    finally:
-        meter.stop()
-    return {"bytes_per_msg": pending / count, "bytes_per_msg_after_cancel": after_cancel / count}
-
-
-MEMORY_TRIALS: dict[str, Callable[[list[float]], Awaitable[Phases]]] = {
-    "delay_publish": trial_delay_publish,
-    "immediate_publish": trial_immediate_publish,
-    "call_later": trial_call_later,
-}
-MEMORY_METERS: dict[str, Callable[[list[float]], Awaitable[dict[str, float]]]] = {
-    "delay_publish": memory_delay_publish,
-    "immediate_publish": memory_immediate_publish,
-    "call_later": memory_call_later,
-}
-
-
-async def part_memory(
-    names: list[str], delays: list[float], repeat: int
-) -> dict[str, dict[str, float]]:
-    count = len(delays)
-
-    def bind(name: str) -> Trial:
-        trial = MEMORY_TRIALS[name]
-        return lambda: trial(delays)
-
-    samples = await best_of_phases({name: bind(name) for name in names}, repeat)
-    results: dict[str, dict[str, float]] = {}
-    for name in names:
-        best, median = per_message(samples[name]["publish"], count)
-        row = results[name] = {"us_per_msg": best, "median_us_per_msg": median}
-        if "cancel" in samples[name]:
-            row["cancel_us"], row["median_cancel_us"] = per_message(samples[name]["cancel"], count)
-    for name in names:  # traced runs are slow: once each, after the timed rounds
-        gc.collect()
-        results[name].update(await MEMORY_METERS[name](delays))
-        print(f"  memory  {name:<22} {results[name]['bytes_per_msg']:8.1f} B/msg", file=sys.stderr)
-    return results
-
-
-# ------------------------------------------------------------- 4: SqliteStore
+# ------------------------------------------------------------- 1: SqliteStore
 
 
 class TempFiles:
@@ -373,7 +140,7 @@ class TempFiles:
         self._dir.cleanup()
 
 
-async def trial_sqlite_delay(files: TempFiles, delays: list[float], publishers: int) -> Phases:
+async def trial_sqlite_delay(files: TempFiles, delays: list[float], publishers: int) -> float:
     path = files.new_path("store")
     try:
         async with Broker(store=SqliteStore(path)) as broker:
@@ -395,7 +162,7 @@ async def trial_sqlite_delay(files: TempFiles, delays: list[float], publishers: 
                 raise AssertionError("not every message is scheduled")
     finally:
         files.remove(path)
-    return {"publish": elapsed}
+    return elapsed
 
 
 def raw_rows(count: int) -> list[tuple[str, bytes, int]]:
@@ -424,7 +191,7 @@ def raw_connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-async def trial_raw_sqlite(files: TempFiles, count: int, batch: int) -> Phases:
+async def trial_raw_sqlite(files: TempFiles, count: int, batch: int) -> float:
     rows = raw_rows(count)
     path = files.new_path("raw")
     con = raw_connect(path)
@@ -446,7 +213,7 @@ async def trial_raw_sqlite(files: TempFiles, count: int, batch: int) -> Phases:
     finally:
         con.close()
         files.remove(path)
-    return {"publish": elapsed}
+    return elapsed
 
 
 async def part_sqlite(
@@ -471,14 +238,11 @@ async def part_sqlite(
         "raw_sqlite_commit_each": lambda: trial_raw_sqlite(files, sequential, 1),
         "raw_sqlite_batch_100": lambda: trial_raw_sqlite(files, concurrent, RAW_BATCH),
     }
-    samples = await best_of_phases({name: trials[name] for name in names}, repeat)
-    return {
-        name: rate_figures(samples[name]["publish"], counts[name], "publishes_per_s")
-        for name in names
-    }
+    samples = await best_of({name: trials[name] for name in names}, repeat)
+    return {name: rate_figures(samples[name], counts[name], "publishes_per_s") for name in names}
 
 
-# ------------------------------------------------------------------ 5: firing
+# ------------------------------------------------------------------ 2: firing
 
 
 async def receive(broker: Broker, count: int) -> asyncio.Task[float]:
@@ -505,7 +269,7 @@ async def receive(broker: Broker, count: int) -> asyncio.Task[float]:
     return task
 
 
-async def fire(broker: Broker, clock: VirtualClock, count: int) -> Phases:
+async def fire(broker: Broker, clock: VirtualClock, count: int) -> float:
     task = await receive(broker, count)
     if broker.statistics().scheduled != count:
         raise AssertionError(f"{broker.statistics().scheduled} scheduled, expected {count}")
@@ -515,10 +279,10 @@ async def fire(broker: Broker, clock: VirtualClock, count: int) -> Phases:
     finished = await task
     if broker.statistics().scheduled != 0:
         raise AssertionError("messages still scheduled after every due time passed")
-    return {"deliver": finished - start}
+    return finished - start
 
 
-async def trial_fire_memory(delays: list[float]) -> Phases:
+async def trial_fire_memory(delays: list[float]) -> float:
     clock = VirtualClock()
     async with Broker(clock=clock) as broker:
         for delay in delays:
@@ -548,7 +312,7 @@ async def prepare_sqlite_file(files: TempFiles, delays: list[float]) -> Path:
     return path
 
 
-async def trial_fire_sqlite(files: TempFiles, prepared: Path, count: int) -> Phases:
+async def trial_fire_sqlite(files: TempFiles, prepared: Path, count: int) -> float:
     path = files.new_path("fire")
     shutil.copyfile(prepared, path)
     try:
@@ -559,7 +323,7 @@ async def trial_fire_sqlite(files: TempFiles, prepared: Path, count: int) -> Pha
         files.remove(path)
 
 
-async def trial_immediate(count: int, files: TempFiles | None) -> Phases:
+async def trial_immediate(count: int, files: TempFiles | None) -> float:
     if files is None:
         async with Broker() as broker:
             return await publish_immediately(broker, count)
@@ -571,7 +335,7 @@ async def trial_immediate(count: int, files: TempFiles | None) -> Phases:
         files.remove(path)
 
 
-async def publish_immediately(broker: Broker, count: int) -> Phases:
+async def publish_immediately(broker: Broker, count: int) -> float:
     task = await receive(broker, count)
     publish = broker.publish
     gc.collect()
@@ -579,7 +343,7 @@ async def publish_immediately(broker: Broker, count: int) -> Phases:
     for _ in range(count):
         await publish(CHANNEL, PAYLOAD)
     finished = await task
-    return {"deliver": finished - start}
+    return finished - start
 
 
 async def part_firing(
@@ -595,10 +359,8 @@ async def part_firing(
         print(f"  preparing a store file with {count} scheduled messages", file=sys.stderr)
         prepared = await prepare_sqlite_file(files, delays)
         trials["fire_sqlite"] = lambda: trial_fire_sqlite(files, prepared, count)
-    samples = await best_of_phases({name: trials[name] for name in names}, repeat)
-    return {
-        name: rate_figures(samples[name]["deliver"], count, "deliveries_per_s") for name in names
-    }
+    samples = await best_of({name: trials[name] for name in names}, repeat)
+    return {name: rate_figures(samples[name], count, "deliveries_per_s") for name in names}
 
 
 # ------------------------------------------------------------------------ main
@@ -614,19 +376,19 @@ def ratios_of(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--messages", type=int, default=None, help="parts 1-3 and 5 (default 100000, quick 5000)"
+        "--messages", type=int, default=None, help="part 2 (default 100000, quick 5000)"
     )
     parser.add_argument(
         "--sqlite-sequential",
         type=int,
         default=None,
-        help="part 4, one publisher and one commit per message (default 3000, quick 300)",
+        help="part 1, one publisher and one commit per message (default 3000, quick 300)",
     )
     parser.add_argument(
         "--sqlite-concurrent",
         type=int,
         default=None,
-        help=f"part 4, {PUBLISHERS} concurrent publishers (default 20000, quick 2000)",
+        help=f"part 1, {PUBLISHERS} concurrent publishers (default 20000, quick 2000)",
     )
 
 
@@ -637,13 +399,10 @@ async def main(args: argparse.Namespace) -> None:
     publishers = PUBLISHERS
     firing_repeat = min(args.repeat, FIRING_MAX_REPEAT)
     names = selected(args, CONTENDERS)
-    delays = make_delays(count, 7)
     files = TempFiles()
     started = time.perf_counter()
     results: dict[str, dict[str, float]] = {}
     try:
-        if part := [n for n in names if n in MEMORY]:
-            results.update(await part_memory(part, delays, args.repeat))
         if part := [n for n in names if n in SQLITE]:
             results.update(
                 await part_sqlite(part, files, sequential, concurrent, publishers, args.repeat)
@@ -663,8 +422,7 @@ async def main(args: argparse.Namespace) -> None:
         "repeat": args.repeat,
         "firing_repeat": firing_repeat,
         "quick": args.quick,
-        "metric": "us_per_msg = best wall time / messages (the call, the cancel, the commit or the"
-        " delivery); bytes_per_msg = tracemalloc bytes held per pending message",
+        "metric": "us_per_msg = best wall time / messages (the commit or the delivery)",
         "ratios": "tidings / reference of the metric named in brackets",
         "sqlite": "temporary file, WAL, synchronous=NORMAL; raw references run on the loop thread",
         "tmpdir": tempfile.gettempdir(),
@@ -673,19 +431,13 @@ async def main(args: argparse.Namespace) -> None:
     }
     sections = (
         (
-            f"1-3 MemoryStore: {count} messages, delays {MIN_DELAY:g}-{MAX_DELAY:g} s",
-            MEMORY,
-            [*TIME_COLUMNS, "cancel_us", "bytes_per_msg", "bytes_per_msg_after_cancel"],
-            args.repeat,
-        ),
-        (
-            f"4 SqliteStore: {sequential} by 1 publisher, {concurrent} by {publishers} publishers",
+            f"1 SqliteStore: {sequential} by 1 publisher, {concurrent} by {publishers} publishers",
             SQLITE,
             ["publishes_per_s", "median_publishes_per_s", "us_per_msg"],
             args.repeat,
         ),
         (
-            f"5 firing: {count} due at once into one subscriber",
+            f"2 firing: {count} due at once into one subscriber",
             FIRING,
             ["deliveries_per_s", "median_deliveries_per_s", "us_per_msg"],
             firing_repeat,
@@ -701,8 +453,8 @@ async def main(args: argparse.Namespace) -> None:
                 metrics=metrics,
             )
     print(
-        "ratios are tidings / reference: > 1 costs more for us and bytes, < 1 is slower"
-        f" for per_s; total {format_value(params['seconds'])} s"
+        "ratios are tidings / reference of publishes or deliveries per second: < 1 is slower;"
+        f" total {format_value(params['seconds'])} s"
     )
     path = write_results(NAME, params, results, ratios, directory=args.results_dir)
     print(f"wrote {path}")

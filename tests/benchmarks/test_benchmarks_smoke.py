@@ -49,9 +49,6 @@ EXPECTED = {
     },
     "scheduled_publish": {
         "contenders": {
-            "delay_publish",
-            "immediate_publish",
-            "call_later",
             "sqlite_delay_1",
             "sqlite_delay_100",
             "raw_sqlite_commit_each",
@@ -63,10 +60,6 @@ EXPECTED = {
         },
         "metric": "us_per_msg",
         "ratios": {
-            "delay_publish / immediate_publish (us_per_msg)",
-            "delay_publish / call_later (us_per_msg)",
-            "delay_publish / call_later (cancel_us)",
-            "delay_publish / call_later (bytes_per_msg)",
             "sqlite_delay_1 / raw_sqlite_commit_each (publishes_per_s)",
             "sqlite_delay_100 / raw_sqlite_batch_100 (publishes_per_s)",
             "sqlite_delay_100 / sqlite_delay_1 (publishes_per_s)",
