@@ -111,8 +111,8 @@ class Scheduler:
                 cancels = [Cancel(t.item.message_id) for t in doomed]
                 await self._store.write(cancels, self._clock())
             for timer in doomed:
-                self._wheel.cancel(timer)
                 del self._timers[timer.item.message_id]
+                self._wheel.cancel(timer)  # drops its item
             return len(doomed)
 
     def _add(self, message: ScheduledMessage) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import islice
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -25,21 +25,21 @@ T = TypeVar("T")
 
 WHEEL_SIZE = 64
 
-_Slot: TypeAlias = "dict[Timer[Any], None]"  # insertion-ordered set: O(1) add and remove
+COMPACT_AT = 64  # a bucket's list is rebuilt once cancels leave 3/4 of it dead
 
 
 class Timer(msgspec.Struct, Generic[T], gc=False, eq=False):
     """A scheduled item; keep it to cancel.
 
-    Not tracked by the garbage collector (gc=False; eq=False hashes by identity): a
-    million pending timers would otherwise make every full collection walk them all,
-    stalling the loop for tens of ms. Its cycle with the slot holding it is broken by
-    `cancel`, `advance` and `clear`, never left to the collector.
+    Not tracked by the garbage collector (gc=False): a million pending timers
+    would otherwise make every full collection walk them all, stalling the loop
+    for tens of ms. Its cycle with the bucket holding it is broken by `advance`,
+    `cancel` and `clear`, never left to the collector.
     """
 
     due: int  # whole milliseconds, rounded up from the requested deadline
     item: T
-    slot: _Slot | None = None  # where it waits: a bucket, or the ready set
+    slot: _Bucket | None = None  # where it waits (a bucket, or the ready list)
 
     @property
     def pending(self) -> bool:
@@ -47,11 +47,37 @@ class Timer(msgspec.Struct, Generic[T], gc=False, eq=False):
 
 
 class _Bucket:
-    __slots__ = ("start", "timers")
+    """Timers in a list (8 B each, against about 40 for a set or dict entry).
+
+    A cancelled timer stays in the list, dead (its `slot` no longer this bucket,
+    its item dropped), until the bucket is emptied, or rebuilt once 3/4 of it is
+    dead: at most 3 dead entries per live one (plus COMPACT_AT), 48 B each.
+    `head` is used by the ready list only: entries before it are handed out.
+    """
+
+    __slots__ = ("head", "live", "start", "timers")
 
     def __init__(self) -> None:
         self.start = -1  # ms at which this bucket comes due; -1 while not in the heap
-        self.timers: _Slot = {}
+        self.timers: list[Timer[Any]] = []
+        self.live = 0
+        self.head = 0
+
+    def add(self, timer: Timer[Any]) -> None:
+        self.timers.append(timer)
+        self.live += 1
+        timer.slot = self
+
+    def compact(self) -> None:
+        """Drop the dead entries (and those before `head`)."""
+        self.timers = [t for t in islice(self.timers, self.head, None) if t.slot is self]
+        self.head = 0
+
+    def take_all(self) -> list[Timer[Any]]:
+        """Empty the bucket: its live timers, in the order they came."""
+        timers = [t for t in islice(self.timers, self.head, None) if t.slot is self]
+        self.timers, self.live, self.head = [], 0, 0
+        return timers
 
 
 class _Level:
@@ -68,7 +94,7 @@ class TimingWheel(Generic[T]):
         self._now = math.floor(now_ms)  # the last whole millisecond advanced to
         self._levels: list[_Level] = [_Level(1)]
         self._heap: list[tuple[int, int, _Bucket]] = []  # (start, seq, bucket)
-        self._ready: _Slot = {}  # due, not yet handed out, in due order once sorted
+        self._ready = _Bucket()  # due, not yet handed out, in due order once sorted
         self._ready_tail = 0  # due time of the last timer made ready
         self._ready_unsorted = False
         self._count = 0
@@ -90,37 +116,39 @@ class TimingWheel(Generic[T]):
         return timer
 
     def cancel(self, timer: Timer[T]) -> bool:
-        """Unschedule in O(1); False when it was already handed out or cancelled."""
-        slot = timer.slot
-        if slot is None:
+        """Unschedule in O(1) (amortized); False when already handed out or cancelled."""
+        bucket = timer.slot
+        if bucket is None:
             return False
-        del slot[timer]
         timer.slot = None
+        timer.item = None  # type: ignore[assignment]  # dead in its list until compacted
+        bucket.live -= 1
         self._count -= 1
+        held = len(bucket.timers) - bucket.head
+        if bucket.live * 4 < held and held >= COMPACT_AT:  # 3/4 dead: O(1) amortized
+            bucket.compact()
         return True
 
     def clear(self) -> None:
-        """Drop every timer (breaking each one's cycle with its slot)."""
-        for level in self._levels:
-            for bucket in level.buckets:
-                bucket.start = -1
-        for slot in [self._ready, *(b.timers for level in self._levels for b in level.buckets)]:
-            for timer in slot:
+        """Drop every timer (breaking each one's cycle with its bucket)."""
+        for bucket in [self._ready, *(b for level in self._levels for b in level.buckets)]:
+            for timer in bucket.take_all():
                 timer.slot = None
-            slot.clear()
+            bucket.start = -1
         self._heap.clear()
         self._count = 0
 
     def next_due(self) -> int | None:
         """The earliest ms at which `advance` may have work (None: nothing scheduled)."""
-        if self._ready:
+        if self._ready.live:
             return self._now
         heap = self._heap
         while heap:
             start, _, bucket = heap[0]
-            if bucket.timers:
+            if bucket.live:
                 return start
             heapq.heappop(heap)  # emptied by cancels
+            bucket.take_all()
             bucket.start = -1
         return None
 
@@ -138,37 +166,43 @@ class TimingWheel(Generic[T]):
         while heap and heap[0][0] <= self._now:
             _, _, bucket = heapq.heappop(heap)
             bucket.start = -1
-            timers, bucket.timers = bucket.timers, {}
-            for timer in timers:
+            for timer in bucket.take_all():
                 self._place(timer)
+        timers = ready.timers
         if self._ready_unsorted:
             # A coarse bucket, a jump over several buckets or a past deadline came in
             # out of order: restore due order (a stable sort, so FIFO per due time).
-            ordered = sorted(ready, key=_due)
-            ready.clear()
-            ready.update(dict.fromkeys(ordered))
+            timers[ready.head :] = sorted(islice(timers, ready.head, None), key=_due)
             self._ready_unsorted = False
-        # One islice per batch: taking the first key one at a time would rescan the
-        # slots every earlier delete left behind, quadratic in a burst of due timers.
-        taken = list(islice(ready, limit))
         out: list[T] = []
-        for timer in taken:
-            del ready[timer]
-            timer.slot = None
-            out.append(timer.item)
-        self._count -= len(taken)
+        index, end = ready.head, len(timers)
+        while index < end and len(out) < limit:
+            timer = timers[index]
+            index += 1
+            if timer.slot is ready:  # else cancelled
+                timer.slot = None
+                out.append(timer.item)
+        ready.live -= len(out)
+        self._count -= len(out)
+        if index == end:
+            timers.clear()
+            ready.head = 0
+        elif index >= COMPACT_AT and index * 2 > end:
+            del timers[:index]  # hand-outs are not kept for long
+            ready.head = 0
+        else:
+            ready.head = index
         return out
 
     def _place(self, timer: Timer[Any]) -> None:
         due = timer.due
         if due <= self._now:
             ready = self._ready
-            if ready and due < self._ready_tail:
+            if ready.live and due < self._ready_tail:
                 self._ready_unsorted = True
             else:
                 self._ready_tail = due
-            ready[timer] = None
-            timer.slot = ready
+            ready.add(timer)
             return
         delta = due - self._now
         levels = self._levels
@@ -179,8 +213,7 @@ class TimingWheel(Generic[T]):
                 levels.append(_Level(levels[-1].span))
         level = levels[index]
         bucket = level.buckets[(due // level.tick) % WHEEL_SIZE]
-        bucket.timers[timer] = None
-        timer.slot = bucket.timers
+        bucket.add(timer)
         # A queued bucket always holds this same turn of the wheel: within one span
         # ahead of `now` each bucket index stands for one start only.
         if bucket.start < 0:

@@ -9,7 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from broker._timers import TimingWheel
+from broker import _timers as timers_module
+from broker._timers import COMPACT_AT, TimingWheel
 
 YEAR_MS = 365 * 24 * 3600 * 1000
 
@@ -114,6 +115,37 @@ def test_same_due_time_fires_in_schedule_order() -> None:
     assert wheel.advance(400_000) == list(range(10))
 
 
+def held(wheel: TimingWheel[object]) -> int:
+    """Entries the wheel's lists hold, cancelled ones included."""
+    buckets = [wheel._ready, *(b for level in wheel._levels for b in level.buckets)]
+    return sum(len(b.timers) - b.head for b in buckets)
+
+
+def test_cancelled_timers_do_not_pile_up() -> None:
+    wheel: TimingWheel[object] = TimingWheel(now_ms=0)
+    keep = wheel.schedule(YEAR_MS, "keep")
+    for i in range(10_000):  # schedule and cancel, far ahead, in one bucket
+        assert wheel.cancel(wheel.schedule(YEAR_MS, i))
+    assert held(wheel) <= 2 * COMPACT_AT
+    for i in range(10_000):  # and among ready ones, past the head
+        assert wheel.cancel(wheel.schedule(0, i))
+    assert held(wheel) <= 4 * COMPACT_AT
+    assert wheel.advance(YEAR_MS) == ["keep"]
+    assert not keep.pending
+    assert held(wheel) == 0
+
+
+def test_a_long_ready_list_is_trimmed_as_it_is_handed_out() -> None:
+    wheel: TimingWheel[int] = TimingWheel(now_ms=0)
+    for i in range(1000):
+        wheel.schedule(5, i)
+    got = []
+    while batch := wheel.advance(5, limit=300):
+        got += batch
+        assert held(wheel) == 1000 - len(got)
+    assert got == list(range(1000))
+
+
 def test_time_never_goes_back() -> None:
     wheel: TimingWheel[str] = TimingWheel(now_ms=100)
     wheel.advance(50)
@@ -190,3 +222,21 @@ class WheelAgainstModel(RuleBasedStateMachine):
 
 TestWheelAgainstModel = WheelAgainstModel.TestCase
 TestWheelAgainstModel.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+
+
+class WheelCompactingOften(WheelAgainstModel):
+    """The same, with every list rebuilt at the first chance: order and counts survive."""
+
+    def __init__(self) -> None:
+        self.saved = timers_module.COMPACT_AT
+        timers_module.COMPACT_AT = 2
+        super().__init__()
+
+    def teardown(self) -> None:
+        timers_module.COMPACT_AT = self.saved
+
+
+TestWheelCompactingOften = WheelCompactingOften.TestCase
+TestWheelCompactingOften.settings = settings(
+    max_examples=200, stateful_step_count=40, deadline=None
+)
