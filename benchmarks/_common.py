@@ -22,6 +22,7 @@ import gc
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -215,6 +216,19 @@ async def best_of(
 
 
 # ----------------------------------------------------------------------- output
+
+
+def make_delays(count: int, seed: int, low: float, high: float) -> list[float]:
+    """`count` seconds drawn uniformly from [low, high], the same for every run of a seed."""
+    rng = random.Random(seed)
+    return [rng.uniform(low, high) for _ in range(count)]
+
+
+async def settle_loop() -> None:
+    """Let the loop run what a trial left behind (cancelled handles, a consumer task parking
+    on its first wait) before the next one is clocked."""
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 def format_value(value: float) -> str:

@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import gc
 import math
-import random
 import shutil
 import sqlite3
 import sys
@@ -57,8 +56,10 @@ from _common import (
     print_table,
     run,
     selected,
+    settle_loop,
     write_results,
 )
+from _common import make_delays as common_delays
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -107,14 +108,7 @@ def rate_figures(samples: Samples, count: int, metric: str) -> dict[str, float]:
 
 
 def make_delays(count: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.uniform(MIN_DELAY, MAX_DELAY) for _ in range(count)]
-
-
-async def settle_loop() -> None:
-    """Let the loop run what a trial left behind, so a consumer task parks on its first wait."""
-    for _ in range(3):
-        await asyncio.sleep(0)
+    return common_delays(count, seed, MIN_DELAY, MAX_DELAY)
 
 
 # ------------------------------------------------------------- 1: SqliteStore

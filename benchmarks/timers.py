@@ -83,7 +83,6 @@ import asyncio
 import contextlib
 import gc
 import math
-import random
 import sqlite3
 import statistics
 import sys
@@ -95,7 +94,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import environment, format_value, parse_args, print_table, run, selected, write_results
+from _common import (
+    environment,
+    format_value,
+    parse_args,
+    print_table,
+    run,
+    selected,
+    settle_loop,
+    write_results,
+)
+from _common import make_delays as common_delays
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -194,14 +203,7 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 def make_delays(
     count: int, seed: int, low: float = MIN_DELAY, high: float = MAX_DELAY
 ) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.uniform(low, high) for _ in range(count)]
-
-
-async def settle_loop() -> None:
-    """Let the loop run what a trial left behind (e.g. purging cancelled timer handles)."""
-    for _ in range(3):
-        await asyncio.sleep(0)
+    return common_delays(count, seed, low, high)
 
 
 # ------------------------------------------------------------------- reference
