@@ -58,11 +58,11 @@ class PublishFastPath:
         length = _plain_json_length(scope["headers"])
         if length is None or length > self._tidings.max_body_size:
             return await self._app(scope, receive, send)
-        await self._publish(scope, receive, send)
+        await self._publish(scope, receive, send, parts)
 
-    async def _publish(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _publish(self, scope: Scope, receive: Receive, send: Send, parts: list[str]) -> None:
         started = time.perf_counter()
-        _, app_id, api_key, _, channel = scope["path"].split("/")
+        _, app_id, api_key, _, channel = parts
         body = bytearray()
         while True:  # the body, as the server framed it by Content-Length
             message = await receive()
