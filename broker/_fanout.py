@@ -10,7 +10,7 @@ non-matching equality subscribers cost nothing per message.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -39,6 +39,7 @@ class Group:
 
     __slots__ = (
         "_event",
+        "_notify",
         "base",
         "check_len",
         "exact",
@@ -60,6 +61,7 @@ class Group:
         self.base = 0  # absolute position of log[0]
         self.check_len = TRIM_INTERVAL  # compact when the log reaches this length
         self._event: anyio.Event | None = None
+        self._notify: dict[Subscription, Callable[[], object]] = {}  # one-shot, see notify()
 
     @property
     def head(self) -> int:
@@ -77,11 +79,24 @@ class Group:
             event = self._event = anyio.Event()
         return event
 
+    def notify(self, sub: Subscription, callback: Callable[[], object]) -> None:
+        """Call `callback` once, at the next publish or wake (for a reader that waits on
+        several subscriptions at once, such as a websocket connection's writer)."""
+        self._notify[sub] = callback
+
     def wake(self) -> None:
         event = self._event
         if event is not None:
             self._event = None
             event.set()
+        self._fire()
+
+    def _fire(self) -> None:
+        notify = self._notify
+        if notify:
+            self._notify = {}
+            for callback in notify.values():
+                callback()
 
     def publish(self, message: Message) -> bool:
         """Append once for all readers; True when a reader is filling up (publisher yields)."""
@@ -92,6 +107,8 @@ class Group:
         if event is not None:
             self._event = None
             event.set()
+        if self._notify:
+            self._fire()
         return len(log) >= self.check_len and self.compact()
 
     def compact(self) -> bool:

@@ -118,6 +118,11 @@ class Subscription:
         return self._closed
 
     @property
+    def error(self) -> BrokerError | None:
+        """Why the broker ended this subscription (slow consumer, channel deleted), if it did."""
+        return self._error
+
+    @property
     def pending(self) -> int:
         """Messages received and not yet read."""
         group = self._group
@@ -168,6 +173,20 @@ class Subscription:
 
     async def _wait(self) -> None:
         await cast("Group", self._group).waiter().wait()  # _refill checked it is set
+
+    def notify_when_ready(self, callback: Callable[[], object]) -> bool:
+        """True if a read would not wait (messages queued, or closed); else False, and
+        `callback` is called once when that may have changed. For one task that waits on
+        several subscriptions: arm each, then wait for any callback; never blocks."""
+        if self._batch_left() or self._closed:
+            return True
+        group = self._group
+        if group is None:
+            raise RuntimeError("enter the subscription with 'async with' before reading it")
+        if self._pos < group.head:
+            return True
+        group.notify(self, callback)
+        return False
 
     def take(self, limit: int) -> list[Message]:
         """Up to `limit` queued messages, without waiting (for pollers); [] when none."""

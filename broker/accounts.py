@@ -212,6 +212,18 @@ class Accounts:
         self._cache: OrderedDict[bytes, tuple[User, float]] = OrderedDict()
         self._cache_size = cache_size
         self._generation = 0  # bumped by every logout and role change
+        self._watchers: list[Callable[[], object]] = []
+
+    def watch(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call `callback` after every logout and role change (so that holders of
+        long-lived sessions, such as websocket connections, check their users again);
+        returns the function that stops watching."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
 
     async def open(self) -> None:
         """Create the tables if they are missing; the store must be open."""
@@ -332,6 +344,7 @@ class Accounts:
         revoked = await self._store.transact(revoke)
         self._generation += 1  # after the commit: see _forget
         self._cache.pop(token_hash, None)
+        self._changed()
         if not revoked:
             raise InvalidUserTokenError()
 
@@ -418,6 +431,7 @@ class Accounts:
 
         identity = await self._store.transact(update)
         self._forget(object_id)
+        self._changed()
         if identity is None:
             raise UnknownUserError(object_id)
         return User(object_id, identity, (AUTHENTICATED_USER, *custom))

@@ -23,6 +23,15 @@ per_api_key = 0
 per_user = 0
 burst = 0                # 0: one second's worth
 
+[websocket]              # see docs/PROTOCOL.md
+max_frame_size = 1114112 # bytes a client frame may hold
+max_subscriptions = 100  # per connection
+max_pending = 1000       # messages queued per subscription before it is a slow consumer
+write_buffer = 1048576   # bytes of socket write buffer per connection
+slow_consumer_timeout = 5
+max_connections_per_key = 20000
+auth_timeout = 10
+
 [users]
 token_ttl = 2592000      # seconds a user-token lives (30 days)
 
@@ -71,6 +80,20 @@ class RateLimits(msgspec.Struct, forbid_unknown_fields=True):
     burst: float = 0.0
 
 
+class WebsocketSettings(msgspec.Struct, forbid_unknown_fields=True):
+    max_frame_size: int = 1_114_112
+    max_subscriptions: int = 100
+    max_pending: int = 1000
+    write_buffer: int = 1_048_576
+    slow_consumer_timeout: float = 5.0
+    max_connections_per_key: int = 20_000
+    auth_timeout: float = 10.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    max_batch: int = 1000  # messages of one subscription in one frame
+    revalidate_every: float = 60.0  # seconds between checks that user tokens are still valid
+
+
 class UserSettings(msgspec.Struct, forbid_unknown_fields=True):
     token_ttl: float = 30 * 86_400.0
 
@@ -86,6 +109,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     limits: Limits = msgspec.field(default_factory=Limits)
     rate_limit: RateLimits = msgspec.field(default_factory=RateLimits)
     users: UserSettings = msgspec.field(default_factory=UserSettings)
+    websocket: WebsocketSettings = msgspec.field(default_factory=WebsocketSettings)
     apps: list[AppSettings] = msgspec.field(default_factory=list)
     permissions: dict[str, Any] = msgspec.field(default_factory=dict)
 

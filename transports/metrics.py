@@ -45,6 +45,25 @@ class _BrokerCollector(Collector):
         yield scheduled
 
 
+class _WebsocketCollector(Collector):
+    def __init__(self, source: Callable[[], Any]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._source()
+        yield GaugeMetricFamily(
+            "tidings_ws_connections", "Open websocket connections", value=stats.connections
+        )
+        for name, help_text in (
+            ("accepted", "Websocket connections authenticated"),
+            ("slow_consumers", "Websocket connections closed as slow consumers (4008)"),
+            ("refused", "Websocket connections refused at authentication"),
+            ("frames_in", "Websocket frames received"),
+            ("frames_out", "Websocket frames sent"),
+        ):
+            yield CounterMetricFamily(f"tidings_ws_{name}", help_text, value=getattr(stats, name))
+
+
 class Metrics:
     def __init__(self, sources: Callable[[], dict[str, BrokerStatistics]]) -> None:
         self.registry = CollectorRegistry()
@@ -59,6 +78,10 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+
+    def add_websocket(self, source: Callable[[], Any]) -> None:
+        """Export the websocket server's statistics (a WebsocketStatistics, read at scrape)."""
+        self.registry.register(_WebsocketCollector(source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,7 +9,6 @@ status BACKENDLESS.md gives it, never an HTML page or a bare 500.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,13 +21,10 @@ from litestar.status_codes import HTTP_200_OK
 
 from broker import (
     BrokerError,
-    InvalidArgumentError,
-    InvalidPublishTimeError,
-    InvalidRepeatExpiryError,
     MessageTooLargeError,
 )
 from broker.permissions import Permission
-from broker.push_options import parse_push_options
+from transports.publishing import PublishBody, publish_message
 from transports.runtime import AppRuntime, Tidings
 from transports.wire import (
     ErrorBody,
@@ -44,22 +40,6 @@ log = logging.getLogger("tidings.rest")
 
 # Which code a body field's type error gets (BACKENDLESS.md); others are 8002.
 _FIELD_CODES = {"publishAt": 5030, "repeatEvery": 5031, "repeatExpiresAt": 5003}
-
-
-class PublishBody(msgspec.Struct, rename="camel"):
-    """`POST messaging/<channel>`; unknown keys are ignored."""
-
-    message: Any = msgspec.UNSET
-    publisher_id: str | None = None
-    headers: dict[str, str | int | float | bool | None] | None = None
-    publish_at: int | float | None = None  # epoch ms
-    repeat_every: int | float | None = None  # seconds
-    repeat_expires_at: int | float | None = None  # epoch ms
-    publish_policy: str | None = None
-    push_policy: str | None = None  # older name: "ONLY" | "ALSO"
-    push_broadcast: int | str | None = None
-    push_singlecast: list[str] | None = None
-    segment_query: str | None = None
 
 
 class SubscribeBody(msgspec.Struct):
@@ -130,19 +110,6 @@ def _caller(request: Request[Any, Any, Any]) -> tuple[AppRuntime, tuple[str, ...
     return caller
 
 
-def _epoch(
-    value: int | float | None,
-    error: type[InvalidPublishTimeError | InvalidRepeatExpiryError],
-    name: str,
-) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise error(f"{name} {value!r} is not a valid epoch time in milliseconds") from None
-
-
 # -- messaging -------------------------------------------------------------------------------------
 
 
@@ -151,39 +118,9 @@ async def publish(
     request: Request[Any, Any, Any], app_id: str, api_key: str, channel: str, data: PublishBody
 ) -> PublishAnswer:
     app, roles = _caller(request)
-    return await publish_message(_tidings(request), app, roles, channel, data)
-
-
-async def publish_message(
-    tidings: Tidings, app: AppRuntime, roles: tuple[str, ...], channel: str, data: PublishBody
-) -> PublishAnswer:
-    """A publish request once the caller is known (shared with transports.publish_fast_path)."""
-    if data.message is msgspec.UNSET:
-        raise InvalidArgumentError("the body needs a 'message'")
-    app.permissions.require(channel, roles, Permission.PUBLISH)
-    push = parse_push_options(
-        {
-            "publishPolicy": data.publish_policy,
-            "pushPolicy": data.push_policy,
-            "pushBroadcast": data.push_broadcast,
-            "pushSinglecast": data.push_singlecast,
-            "segmentQuery": data.segment_query,
-        }
-    )
-    publish_at = _epoch(data.publish_at, InvalidPublishTimeError, "publishAt")
-    expires = _epoch(data.repeat_expires_at, InvalidRepeatExpiryError, "repeatExpiresAt")
-    result = await app.broker.publish(
-        channel,
-        data.message,
-        headers=data.headers,
-        publisher_id=data.publisher_id,
-        publish_at=publish_at,
-        repeat_every=data.repeat_every,
-        repeat_expires_at=expires,
-        push=push,
-    )
-    tidings.metrics.publishes.inc()
-    return publish_answer(result)
+    answer = await publish_message(app, roles, channel, data)
+    _tidings(request).metrics.publishes.inc()
+    return answer
 
 
 @get("/messaging/{message_id:str}")

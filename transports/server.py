@@ -1,9 +1,10 @@
-"""`tidings serve`: each app's broker on SQLite in the data dir, and the REST API on uvicorn.
+"""`tidings serve`: each app's broker on SQLite in the data dir, the REST API on uvicorn,
+and the websocket endpoint (transports.websocket) on its own port.
 
 Everything runs under one task group. The HTTP port opens only once every
 broker and store is ready, so `/health` and `/info` answer as soon as it is
-open. SIGINT / SIGTERM stop accepting, let requests in flight finish, then
-close the brokers (flushing their stores).
+open. SIGINT / SIGTERM stop accepting, let requests in flight finish, close
+websocket connections with 1001, then close the brokers (flushing their stores).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 import secrets
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -33,6 +33,7 @@ from transports.metrics import Metrics
 from transports.publish_fast_path import PublishFastPath
 from transports.rest import create_app
 from transports.runtime import AppRuntime, Tidings
+from transports.websocket import WebsocketServer, bind
 
 log = logging.getLogger("tidings.server")
 
@@ -61,16 +62,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve(
@@ -135,7 +126,11 @@ async def serve(
             if rates.per_user
             else None,
         )
-        http = _bind(settings.host, settings.port)
+        http = bind(settings.host, settings.port)
+        ws_sock = bind(settings.host, settings.ws_port)
+        websockets = WebsocketServer(runtimes, config.websocket)
+        tidings.metrics.add_websocket(lambda: websockets.stats)
+        await stack.enter_async_context(websockets.listen(ws_sock))
         server = _Server(
             uvicorn.Config(
                 PublishFastPath(tidings, create_app(tidings)),
@@ -160,8 +155,8 @@ async def serve(
             while not server.started:  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
                 await anyio.sleep(0.01)
             host, port = http.getsockname()[:2]
-            # The websocket endpoint arrives with its own issue; until then there is none.
-            on_ready(f"listening http={host}:{port} ws=disabled")
+            ws_host, ws_port = ws_sock.getsockname()[:2]
+            on_ready(f"listening http={host}:{port} ws={ws_host}:{ws_port}")
             for app in apps:
                 log.info("serving app", extra={"app_id": app.id, "data_dir": str(data_dir)})
     log.info("stopped")

@@ -14,13 +14,16 @@ from pathlib import Path
 
 APP_ID = "TEST-APP"
 API_KEY = "test-key"
-_LISTENING = re.compile(r"^listening http=([\d.]+):(\d+) ws=\S+$")
+_LISTENING = re.compile(r"^listening http=([\d.]+):(\d+) ws=([\d.]+):(\d+)$")
 
 
 class LiveServer:
-    def __init__(self, process: subprocess.Popen[str], host: str, port: int, lines: list[str]):
+    def __init__(
+        self, process: subprocess.Popen[str], host: str, port: int, ws_port: int, lines: list[str]
+    ):
         self.process = process
         self.origin = f"http://{host}:{port}"
+        self.ws_url = f"ws://{host}:{ws_port}/"
         self.api = f"{self.origin}/{APP_ID}/{API_KEY}"
         self.stdout_lines = lines
 
@@ -43,7 +46,7 @@ def live_server(
     credentials: bool = True,
     timeout: float = 30,
 ) -> Iterator[LiveServer]:
-    args = [sys.executable, "-m", "transports.cli", "serve", "--port", "0"]
+    args = [sys.executable, "-m", "transports.cli", "serve", "--port", "0", "--ws-port", "0"]
     args += ["--data-dir", str(data_dir)]
     if credentials:
         args += ["--app-id", APP_ID, "--api-key", API_KEY]
@@ -76,7 +79,7 @@ def live_server(
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError("server did not start")
-        yield LiveServer(process, found.group(1), int(found.group(2)), lines)
+        yield LiveServer(process, found.group(1), int(found.group(2)), int(found.group(4)), lines)
     finally:
         if process.poll() is None:
             process.kill()
