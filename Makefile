@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser nats
+
+# System packages come from Debian (apt-get), installed here when missing, never by hand only.
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 install: $(STAMP)
 
@@ -18,7 +21,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/tidings serve --data-dir ./data
 
-test: install
+# Debian's chromium drives the browser test (tests/transports/test_browser.py) over CDP.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ($(APT_INSTALL) chromium)
+
+# nats-server's websocket listener is a contender in benchmarks/ws_fanout.py.
+nats:
+	@command -v nats-server >/dev/null 2>&1 || ($(APT_INSTALL) nats-server)
+
+test: install browser
 	$(BIN)/python -m pytest -q --cov=broker --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 lint: install
@@ -26,13 +37,14 @@ lint: install
 	$(BIN)/ruff format --check broker transports tests benchmarks examples
 	$(BIN)/mypy
 
-bench: install
+bench: install nats
 	$(BIN)/python benchmarks/inproc_fanout.py
 	$(BIN)/python benchmarks/selector_scaling.py
 	$(BIN)/python benchmarks/timer_wheel.py
 	$(BIN)/python benchmarks/scheduled_publish.py
 	$(BIN)/python benchmarks/timers.py
 	$(BIN)/python benchmarks/rest_publish.py
+	$(BIN)/python benchmarks/ws_fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

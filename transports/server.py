@@ -128,7 +128,9 @@ async def serve(
         )
         http = bind(settings.host, settings.port)
         ws_sock = bind(settings.host, settings.ws_port)
-        websockets = WebsocketServer(runtimes, config.websocket)
+        websockets = WebsocketServer(
+            runtimes, config.websocket, origins=tuple(settings.cors_origins)
+        )
         tidings.metrics.add_websocket(lambda: websockets.stats)
         await stack.enter_async_context(websockets.listen(ws_sock))
         server = _Server(

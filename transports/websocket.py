@@ -24,7 +24,7 @@ from typing import Protocol, cast
 import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from broker import Broker, BrokerError, Message, SlowConsumerError, Subscription
 from broker.accounts import Accounts
@@ -130,9 +130,17 @@ class WebsocketServer:
     """The `tidings.v1` endpoint for some apps; `async with server.listen(sock)` runs it."""
 
     def __init__(
-        self, apps: Mapping[str, Endpoint], settings: WebsocketSettings | None = None
+        self,
+        apps: Mapping[str, Endpoint],
+        settings: WebsocketSettings | None = None,
+        *,
+        origins: Sequence[str] = ("*",),
     ) -> None:
         self.apps = apps
+        # Browsers send Origin; other clients none. "*" admits every page, as for CORS.
+        self._origins: list[Origin | None] | None = (
+            None if "*" in origins else [*(Origin(o) for o in origins), None]
+        )
         self.settings = settings or WebsocketSettings()
         self.stats = WebsocketStatistics()
         self._per_key: dict[str, int] = {}
@@ -194,6 +202,7 @@ class WebsocketServer:
                 self._handle,
                 sock=sock,
                 select_subprotocol=_select_subprotocol,
+                origins=self._origins,
                 compression=None,  # compressing per connection would undo encode-once
                 max_size=settings.max_frame_size,
                 write_limit=settings.write_buffer,
@@ -368,6 +377,8 @@ class _Connection:
 
     async def _act(self, op: AnyOp) -> None:
         app = cast(Endpoint, self.app)  # authenticated before the read loop starts
+        if self._revalidating is not None and not self._revalidating.done():
+            await asyncio.shield(self._revalidating)  # act with the user's new roles
         if isinstance(op, PublishOp):
             answer = await publish_message(app, self.roles, op.channel, op, delay=op.delay)
             self._reply(encode(Published(op.id, answer.message_id, answer.status)))
@@ -459,8 +470,7 @@ class _Connection:
     def _collect(self) -> bytes | None:
         """Everything due to this client as one frame (an event, or an array of events)."""
         parts = self.replies
-        if parts:
-            self.replies = []
+        self.replies = []
         limit = self.settings.max_batch
         wire = self.server.wire
         for sub_id, found in list(self.subs.items()):

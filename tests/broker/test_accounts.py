@@ -624,3 +624,18 @@ async def test_errors_are_broker_errors() -> None:
         UnknownUserError("x"),
     ):
         assert isinstance(error, BrokerError)
+
+
+async def test_watchers_hear_of_every_logout_and_role_change(accounts: Accounts) -> None:
+    heard: list[str] = []
+    stop = accounts.watch(lambda: heard.append("change"))
+    object_id = (await accounts.register(ALICE))["objectId"]
+    token = (await accounts.login(ALICE["email"], "s3cret"))["user-token"]
+    assert heard == []  # registering and logging in change no live session
+    await accounts.set_roles(object_id, ["Gold"])
+    assert heard == ["change"]
+    await accounts.logout(token)
+    assert heard == ["change", "change"]
+    stop()
+    await accounts.set_roles(object_id, [])
+    assert len(heard) == 2

@@ -227,3 +227,40 @@ async def test_overflow_of_last_reader_during_dispatch_drops_group_after_dispatc
             assert not b.closed
             assert set(broker._channels["c"].groups) == {"x IN (1, 2)"}
             assert b.pending == 70
+
+
+async def test_notify_when_ready_arms_a_one_shot_callback_across_subscriptions() -> None:
+    async with Broker() as broker:
+        first = broker.subscribe("a")
+        second = broker.subscribe("b", selector="n > 1")
+        with pytest.raises(RuntimeError, match="async with"):
+            first.notify_when_ready(lambda: None)
+        async with first, second:
+            calls: list[str] = []
+            assert first.notify_when_ready(lambda: calls.append("a")) is False
+            assert second.notify_when_ready(lambda: calls.append("b")) is False
+            await broker.publish("b", 0, headers={"n": 1})  # not matched: nobody is woken
+            assert calls == []
+            await broker.publish("b", 1, headers={"n": 2})
+            assert calls == ["b"]
+            await broker.publish("b", 2, headers={"n": 3})
+            assert calls == ["b"]  # one shot: armed again only by asking again
+            assert second.notify_when_ready(lambda: calls.append("b2")) is True  # queued
+            assert [m.message for m in second.take(10)] == [1, 2]
+            assert second.notify_when_ready(lambda: calls.append("b3")) is False
+            await broker.publish("a", "x")
+            assert calls == ["b", "a"]
+            assert first.take(1)[0].message == "x"
+            # A batch partly read is ready without a publish.
+            await broker.publish("a", "y")
+            await broker.publish("a", "z")
+            assert (await anext(first)).message == "y"
+            assert first.notify_when_ready(lambda: None) is True
+            assert (await anext(first)).message == "z"
+            # Ending wakes the armed: the reader finds it closed, and why.
+            assert second.error is None
+            await broker.delete_channel("b")
+            assert calls == ["b", "a", "b3"]
+            assert second.notify_when_ready(lambda: None) is True
+            assert second.error is not None
+            assert second.error.code == 5010
