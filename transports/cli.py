@@ -1,4 +1,4 @@
-"""The `tidings` command line: `serve`, `check-selector`."""
+"""The `tidings` command line: `serve`, `check-selector`, `bench`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import anyio
 
 from broker import SelectorError
 from broker.selectors import compile_selector
-from transports import logs
+from transports import bench, logs
 from transports.config import AppSettings, ConfigError, load_config
 from transports.server import serve
 
@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--data-dir", help="where the SQLite stores live (default ./data)")
     serve.add_argument("--config", help="a TOML file (see docs/operations.md)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    bench.add_arguments(commands.add_parser("bench", help="load-test a running server"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "bench":
+        return bench.main(args)
     return _check_selector(args.selector)
 
 
