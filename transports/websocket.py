@@ -68,6 +68,10 @@ AUTH_FAILED = 4001
 AUTH_REVOKED = 4003
 SLOW_CONSUMER = 4008
 TOO_MANY_CONNECTIONS = 4029
+LISTEN_BACKLOG = 4096
+# websockets logs every connection opened and closed at INFO: too much for thousands.
+_connections_log = logging.getLogger("tidings.websocket.connections")
+_connections_log.setLevel(logging.WARNING)
 # Encoded messages kept for the connections that have yet to write them.
 WIRE_CACHE_ENTRIES = 16_384
 WIRE_CACHE_BYTES = 64 * 1024 * 1024
@@ -118,12 +122,13 @@ class _Closing(Exception):
 
 
 class _Sub:
-    __slots__ = ("channel", "id", "prefix", "sub")
+    __slots__ = ("channel", "group", "id", "prefix", "sub")
 
     def __init__(self, sub_id: str, sub: Subscription) -> None:
         self.id = sub_id
         self.sub = sub
         self.channel = sub.channel
+        self.group = (sub.channel, sub.selector)  # the broker's fan-out group
         self.prefix = messages_prefix(sub_id)
 
 
@@ -148,6 +153,7 @@ class WebsocketServer:
         self._connections: set[_Connection] = set()
         self._wire: dict[int, tuple[Message, bytes]] = {}
         self._wire_bytes = 0
+        self._batches: dict[tuple[tuple[str, str], int, int], tuple[Message, Message, bytes]] = {}
         self._server: Server | None = None
         self._closing = False
 
@@ -165,6 +171,23 @@ class WebsocketServer:
         # The entry holds the message, so its id() cannot be reused while cached.
         self._wire[id(message)] = (message, data)
         self._wire_bytes += len(data)
+        return data
+
+    def joined(self, group: tuple[str, str], messages: list[Message]) -> bytes:
+        """The encoded messages joined by commas. Subscriptions with one (channel, selector)
+        read one log and take the same slices of it, so a batch is joined once, not once
+        per connection: a contiguous slice of that log is known by its two ends."""
+        first, last = messages[0], messages[-1]
+        key = (group, id(first), id(last))
+        entry = self._batches.get(key)
+        if entry is not None:
+            return entry[2]
+        wire = self.wire
+        data = b",".join([wire(m) for m in messages])
+        if len(self._batches) >= WIRE_CACHE_ENTRIES:
+            self._batches.clear()
+        # The entry holds both ends, so neither id() can be reused while it is cached.
+        self._batches[key] = (first, last, data)
         return data
 
     def authenticate_app(self, app_id: str, api_key: str) -> Endpoint:
@@ -211,6 +234,8 @@ class WebsocketServer:
                 ping_timeout=settings.ping_timeout,
                 close_timeout=5,
                 server_header=None,
+                backlog=LISTEN_BACKLOG,  # else asyncio listens again with its default, 100
+                logger=_connections_log,
             )
             self._server = server
             revalidate = asyncio.create_task(self._revalidate_periodically())
@@ -473,7 +498,7 @@ class _Connection:
         parts = self.replies
         self.replies = []
         limit = self.settings.max_batch
-        wire = self.server.wire
+        joined = self.server.joined
         for sub_id, found in list(self.subs.items()):
             sub = found.sub
             if sub.closed:
@@ -483,7 +508,7 @@ class _Connection:
                     raise _Closing(SLOW_CONSUMER, f"5051 slow consumer on {found.channel!r}")
             messages = sub.take(limit)
             if messages:
-                parts.append(found.prefix + b",".join([wire(m) for m in messages]) + MESSAGES_END)
+                parts.append(found.prefix + joined(found.group, messages) + MESSAGES_END)
             elif sub.closed:
                 del self.subs[sub_id]
                 error = sub.error
@@ -539,7 +564,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(4096)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 

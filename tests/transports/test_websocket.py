@@ -452,3 +452,15 @@ async def test_a_slow_consumer_is_closed_with_4008_and_the_others_get_everything
 async def _until(condition: Any) -> None:
     while not condition():  # noqa: ASYNC110 -- polls a counter the server bumps
         await asyncio.sleep(0.01)
+
+
+async def test_batches_of_different_selectors_with_the_same_ends_stay_apart() -> None:
+    # Encoded batches are shared between connections by (channel, selector, first, last):
+    # two selectors whose batches start and end alike must still get their own middles.
+    async with running() as (broker, _, url), peer(url) as one, peer(url) as two:
+        await subscribe(one, selector="n IN (1, 2, 4)")
+        await subscribe(two, selector="n IN (1, 3, 4)")
+        for n in (1, 2, 3, 4):
+            await broker.publish("news", n, headers={"n": n})
+        assert [m["message"] for m in await one.messages(3)] == [1, 2, 4]
+        assert [m["message"] for m in await two.messages(3)] == [1, 3, 4]
