@@ -29,7 +29,7 @@ browser:
 nats:
 	@command -v nats-server >/dev/null 2>&1 || ($(APT_INSTALL) nats-server)
 
-test: install browser
+test: install browser nats
 	$(BIN)/python -m pytest -q --cov=broker --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 lint: install
