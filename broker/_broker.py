@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, cast, get_args
+from typing import Any, Protocol, cast, get_args
 
 import anyio
 import anyio.abc
@@ -49,6 +49,16 @@ WRITE_BEHIND_LIMIT = 10_000  # statuses queued for the store before publish wait
 STATUS_FLUSH_INTERVAL = 0.05
 
 log = logging.getLogger("tidings.broker")
+
+
+class PushSink(Protocol):
+    """Where messages for devices go (broker.outbox.Outbox is one)."""
+
+    async def accept(self, message: Message) -> None:
+        """Take a push message; it is safe (durable) when this returns."""
+
+    def accept_nowait(self, message: Message) -> None:
+        """The same, from the timing wheel's release, which cannot wait."""
 
 
 class Broker:
@@ -94,6 +104,12 @@ class Broker:
         self._new_id = MessageIds()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._running = False
+        self._push_sink: PushSink | None = None
+
+    def send_push_to(self, sink: PushSink | None) -> None:
+        """Route messages published with policy PUSH or BOTH to `sink` (the push outbox);
+        without one they reach no device."""
+        self._push_sink = sink
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -230,6 +246,8 @@ class Broker:
             push=push,
         )
         pressure = target.dispatch(envelope) if push is None or push.to_pubsub else False
+        if push is not None and push.to_push and self._push_sink is not None:
+            await self._push_sink.accept(envelope)
         queued = self._store.write_behind(RecordStatus(message_id, MessageStatus.PUBLISHED), now)
         if queued:
             if queued == 1:
@@ -252,7 +270,10 @@ class Broker:
             timestamp=timestamp,
             push=scheduled.push,
         )
-        if scheduled.push is not None and not scheduled.push.to_pubsub:
+        push = scheduled.push
+        if push is not None and push.to_push and self._push_sink is not None:
+            self._push_sink.accept_nowait(envelope)
+        if push is not None and not push.to_pubsub:
             return False
         return self._channel(scheduled.channel).dispatch(envelope)
 
