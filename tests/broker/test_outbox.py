@@ -95,7 +95,7 @@ async def app(
 
 async def until(condition: Callable[[], Any], seconds: float = 10) -> None:
     with anyio.fail_after(seconds):
-        while not await _call(condition):
+        while not await _call(condition):  # noqa: ASYNC110 -- polls state the outbox keeps
             await anyio.sleep(0.005)
 
 
@@ -315,7 +315,8 @@ async def _report_of(path: Path, message_id: str) -> Any:
 
 
 def test_report_counts_final_outcomes() -> None:
-    assert report([("IOS", Outcome.SENT), ("IOS", Outcome.FAILED), ("WEB", Outcome.INVALID_TOKEN)]) == {
+    outcomes = [("IOS", Outcome.SENT), ("IOS", Outcome.FAILED), ("WEB", Outcome.INVALID_TOKEN)]
+    assert report(outcomes) == {
         "IOS": {"sent": 1, "failed": 1},
         "WEB": {"sent": 0, "failed": 1},
     }
