@@ -32,6 +32,23 @@ slow_consumer_timeout = 5
 max_connections_per_key = 20000
 auth_timeout = 10
 
+[push.fcm]               # each provider is off unless configured; see docs/push.md
+service_account_file = "firebase-service-account.json"
+[push.apns]
+team_id = "TEAM"
+key_id = "KEY"
+key_file = "AuthKey_KEY.p8"
+topic = "com.example.app"
+[push.webpush]
+vapid_private_key_file = "vapid.pem"
+subject = "mailto:ops@example.com"
+[push.outbox]
+max_attempts = 8
+[push.templates.welcome]
+message = "Welcome, {name}!"
+headers = { "ios-alert-title" = "Hello" }
+channel = "default"
+
 [users]
 token_ttl = 2592000      # seconds a user-token lives (30 days)
 
@@ -50,6 +67,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
+from transports.push_providers import PushSettings
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -94,6 +113,22 @@ class WebsocketSettings(msgspec.Struct, forbid_unknown_fields=True):
     revalidate_every: float = 60.0  # seconds between checks that user tokens are still valid
 
 
+class OutboxSettings(msgspec.Struct, forbid_unknown_fields=True):
+    batch: int = 500  # sends per provider call
+    in_flight: int = 4  # provider calls at once
+    max_attempts: int = 8
+    backoff_min: float = 1.0  # seconds before the first retry (doubling, with jitter)
+    backoff_max: float = 3600.0
+    report_retention: float = 86_400.0
+
+
+class PushConfig(PushSettings, forbid_unknown_fields=True):
+    """``[push]``: the providers (``fcm``, ``apns``, ``webpush``), the outbox, templates."""
+
+    outbox: OutboxSettings = msgspec.field(default_factory=OutboxSettings)
+    templates: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
 class UserSettings(msgspec.Struct, forbid_unknown_fields=True):
     token_ttl: float = 30 * 86_400.0
 
@@ -110,6 +145,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: RateLimits = msgspec.field(default_factory=RateLimits)
     users: UserSettings = msgspec.field(default_factory=UserSettings)
     websocket: WebsocketSettings = msgspec.field(default_factory=WebsocketSettings)
+    push: PushConfig = msgspec.field(default_factory=PushConfig)
     apps: list[AppSettings] = msgspec.field(default_factory=list)
     permissions: dict[str, Any] = msgspec.field(default_factory=dict)
 

@@ -24,11 +24,13 @@ from broker import (
     MessageTooLargeError,
 )
 from broker.permissions import Permission
+from broker.push_templates import PushTemplate, PushTemplates
 from transports.publishing import PublishBody, publish_message
 from transports.runtime import AppRuntime, Tidings
 from transports.wire import (
     ErrorBody,
     PublishAnswer,
+    StatusAnswer,
     WireMessage,
     error_body,
     http_status,
@@ -126,9 +128,15 @@ async def publish(
 @get("/messaging/{message_id:str}")
 async def message_status(
     request: Request[Any, Any, Any], app_id: str, api_key: str, message_id: str
-) -> PublishAnswer:
+) -> StatusAnswer:
     app, _ = _caller(request)
-    return publish_answer(await app.broker.get_status(message_id))
+    result = await app.broker.get_status(message_id)
+    answer = StatusAnswer(str(result.status), result.message_id, result.error_message)
+    if app.outbox is not None:
+        report = await app.outbox.report(result.message_id)
+        if report is not None:
+            answer.push_delivery = report
+    return answer
 
 
 @delete("/messaging/{message_id:str}", status_code=HTTP_200_OK)
@@ -174,6 +182,56 @@ async def delete_channel(
     app.permissions.require(name, roles, Permission.DELETE)
     await app.broker.delete_channel(name)
     return ResultAnswer(True)
+
+
+# -- push templates --------------------------------------------------------------------------
+
+
+class TemplateBody(msgspec.Struct, rename="camel"):
+    template_values: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TemplateAnswer(PushTemplate, frozen=True, rename="camel"):
+    name: str = ""
+
+
+def _templates(app: AppRuntime) -> PushTemplates:
+    if app.templates is None:
+        raise BrokerError(5042, "push templates are not available on this server")
+    return app.templates
+
+
+@post("/messaging/push/{template_name:str}", status_code=HTTP_200_OK)
+async def push_template(
+    request: Request[Any, Any, Any],
+    app_id: str,
+    api_key: str,
+    template_name: str,
+    data: TemplateBody | None = None,
+) -> PublishAnswer:
+    """Send a stored template to its audience, with `templateValues` substituted."""
+    app, roles = _caller(request)
+    template = await _templates(app).get(template_name)
+    app.permissions.require(template.channel, roles, Permission.PUBLISH)
+    message, headers = template.render({} if data is None else data.template_values)
+    result = await app.broker.publish(
+        template.channel, message, headers=headers, push=template.options()
+    )
+    return publish_answer(result)
+
+
+@get("/messaging/pushtemplates/{device_type:str}")
+async def list_templates(
+    request: Request[Any, Any, Any], app_id: str, api_key: str, device_type: str
+) -> list[TemplateAnswer]:
+    """The templates whose audience includes devices of `device_type` (IOS, ANDROID, WEB…)."""
+    app, _ = _caller(request)
+    found = await _templates(app).list(device_type.upper())
+    return [_template_answer(name, template) for name, template in found.items()]
+
+
+def _template_answer(name: str, template: PushTemplate) -> TemplateAnswer:
+    return TemplateAnswer(**msgspec.structs.asdict(template), name=name)
 
 
 # -- device registrations ----------------------------------------------------------------------
@@ -251,6 +309,33 @@ async def set_user_roles(
     app = _tidings(request).admin(app_id, request.headers.get("admin-key", ""))
     user = await app.accounts.set_roles(object_id, data.roles)
     return {"objectId": user.object_id, "roles": list(user.roles)}
+
+
+@get("/admin/{app_id:str}/pushtemplates")
+async def admin_list_templates(
+    request: Request[Any, Any, Any], app_id: str
+) -> list[TemplateAnswer]:
+    app = _tidings(request).admin(app_id, request.headers.get("admin-key", ""))
+    found = await _templates(app).list()
+    return [_template_answer(name, template) for name, template in found.items()]
+
+
+@put("/admin/{app_id:str}/pushtemplates/{name:str}")
+async def admin_put_template(
+    request: Request[Any, Any, Any], app_id: str, name: str, data: dict[str, Any]
+) -> TemplateAnswer:
+    """Create or replace a push template (header `admin-key`)."""
+    app = _tidings(request).admin(app_id, request.headers.get("admin-key", ""))
+    return _template_answer(name, await _templates(app).put(name, data))
+
+
+@delete("/admin/{app_id:str}/pushtemplates/{name:str}", status_code=HTTP_200_OK)
+async def admin_delete_template(
+    request: Request[Any, Any, Any], app_id: str, name: str
+) -> ResultAnswer:
+    app = _tidings(request).admin(app_id, request.headers.get("admin-key", ""))
+    await _templates(app).delete(name)
+    return ResultAnswer(True)
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -340,6 +425,8 @@ def create_app(tidings: Tidings) -> Litestar:
             subscribe,
             poll,
             delete_channel,
+            push_template,
+            list_templates,
             register_device,
             get_device,
             unregister_device,
@@ -351,7 +438,15 @@ def create_app(tidings: Tidings) -> Litestar:
         before_request=_authenticate,
     )
     app = Litestar(
-        route_handlers=[api, health, metrics, set_user_roles],
+        route_handlers=[
+            api,
+            health,
+            metrics,
+            set_user_roles,
+            admin_list_templates,
+            admin_put_template,
+            admin_delete_template,
+        ],
         request_class=_Request,
         logging_config=None,
         exception_handlers={

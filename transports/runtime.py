@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from broker import Broker, BrokerError
 from broker.accounts import Accounts
 from broker.devices import Devices
+from broker.outbox import Outbox
 from broker.permissions import Permissions
 from broker.polling import PollingSubscriptions
+from broker.push_templates import PushTemplates
 from broker.ratelimit import RateLimiter
 from transports.metrics import Metrics
 
@@ -30,6 +32,8 @@ class AppRuntime:
     permissions: Permissions
     polling: PollingSubscriptions
     admin_key: str = ""
+    outbox: Outbox | None = None
+    templates: PushTemplates | None = None
 
 
 @dataclass

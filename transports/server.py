@@ -24,13 +24,16 @@ import uvicorn
 from broker import Broker
 from broker.accounts import Accounts
 from broker.devices import Devices
+from broker.outbox import Outbox
 from broker.permissions import Permissions
 from broker.polling import PollingSubscriptions
+from broker.push_templates import PushTemplates
 from broker.ratelimit import RateLimiter
 from broker.stores import SqliteStore
 from transports.config import AppSettings, Config
 from transports.metrics import Metrics
 from transports.publish_fast_path import PublishFastPath
+from transports.push_providers import build_providers, close_providers
 from transports.rest import create_app
 from transports.runtime import AppRuntime, Tidings
 from transports.websocket import WebsocketServer, bind
@@ -79,7 +82,12 @@ async def serve(
         on_ready(f"app-id={generated.id} api-key={generated.api_keys[0]}")
         apps = [generated]
     permissions = Permissions.from_config(config.permissions)
+    push = config.push
+    providers = build_providers(push)  # wrong keys fail here, at startup
+    http = bind(settings.host, settings.port)  # a port in use fails here, before any store
+    ws_sock = bind(settings.host, settings.ws_port)
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(close_providers, providers)
         runtimes: dict[str, AppRuntime] = {}
         for app in apps:
             store = SqliteStore(data_dir / f"{app.id}.sqlite3")
@@ -96,6 +104,23 @@ async def serve(
             await accounts.open()
             devices = Devices(store)
             await devices.open()
+            outbox = Outbox(
+                store,
+                devices,
+                providers,
+                batch=push.outbox.batch,
+                in_flight=push.outbox.in_flight,
+                max_attempts=push.outbox.max_attempts,
+                backoff=(push.outbox.backoff_min, push.outbox.backoff_max),
+                report_retention=push.outbox.report_retention,
+            )
+            await outbox.open()
+            # Entered after the broker: on the way out it stops (recording the batches in
+            # flight) before the broker closes the store.
+            await stack.enter_async_context(outbox.running())
+            broker.send_push_to(outbox)
+            templates = PushTemplates(store)
+            await templates.open(push.templates)
             polling = PollingSubscriptions(
                 broker,
                 ttl=limits.poll_ttl,
@@ -111,6 +136,8 @@ async def serve(
                 permissions,
                 polling,
                 admin_key=app.admin_key,
+                outbox=outbox,
+                templates=templates,
             )
         rates = config.rate_limit
         tidings = Tidings(
@@ -126,8 +153,6 @@ async def serve(
             if rates.per_user
             else None,
         )
-        http = bind(settings.host, settings.port)
-        ws_sock = bind(settings.host, settings.ws_port)
         websockets = WebsocketServer(
             runtimes, config.websocket, origins=tuple(settings.cors_origins)
         )

@@ -19,6 +19,7 @@ HTTP_STATUS = {
     5007: 403,
     5008: 403,
     5010: 404,
+    5042: 404,
     5052: 413,
     5090: 503,
     999: 429,
@@ -53,6 +54,15 @@ class WireMessage(msgspec.Struct, rename="camel"):
     push_broadcast: int | None = None
     template_values: dict[str, Any] | None = None
     query: str | None = None
+
+
+class StatusAnswer(msgspec.Struct, rename="camel"):
+    """`GET messaging/<messageId>`: a publish answer, plus the push delivery report."""
+
+    status: str
+    message_id: str
+    error_message: str | None = None
+    push_delivery: dict[str, dict[str, int]] | msgspec.UnsetType = msgspec.UNSET
 
 
 def http_status(error: BrokerError) -> int:
