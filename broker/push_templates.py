@@ -22,7 +22,7 @@ from broker._validation import check_channel
 from broker.push_options import OS_BITS, PushOptions, check_push_message, parse_push_options
 from broker.stores import SqliteStore
 
-__all__ = ["PushTemplate", "PushTemplates", "UnknownTemplateError"]
+__all__ = ["PushTemplate", "PushTemplates", "UnknownTemplateError", "check_template", "from_config"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS push_templates (name TEXT PRIMARY KEY, body BLOB NOT NULL)
@@ -77,6 +77,11 @@ def _text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
+def from_config(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A template as the config file writes it (snake_case keys) in its JSON shape."""
+    return {re.sub(r"_([a-z])", lambda m: m[1].upper(), k): v for k, v in template.items()}
+
+
 def check_template(name: object, template: object) -> tuple[str, PushTemplate]:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidArgumentError("a template name is 1 to 100 letters, digits, '_', '.', '-'")
@@ -102,7 +107,7 @@ class PushTemplates:
         """Create the table; write the templates of the config file (replacing same names)."""
         await self._store.ensure_schema(_SCHEMA)
         for name, template in (configured or {}).items():
-            await self.put(name, template)
+            await self.put(name, from_config(template))
 
     async def put(self, name: str, template: object) -> PushTemplate:
         name, checked = check_template(name, template)

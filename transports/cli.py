@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 import anyio
 
-from broker import SelectorError
+from broker import BrokerError, SelectorError
 from broker.selectors import compile_selector
 from transports import bench, logs
 from transports.config import AppSettings, ConfigError, load_config
@@ -82,6 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (BrokerError, ValueError) as exc:  # a config the server cannot start with
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -42,3 +42,6 @@ def configure(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request at INFO: one line per push sent is noise, not a log.
+    for name in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -27,7 +27,7 @@ from broker.devices import Devices
 from broker.outbox import Outbox
 from broker.permissions import Permissions
 from broker.polling import PollingSubscriptions
-from broker.push_templates import PushTemplates
+from broker.push_templates import PushTemplates, check_template, from_config
 from broker.ratelimit import RateLimiter
 from broker.stores import SqliteStore
 from transports.config import AppSettings, Config
@@ -83,7 +83,9 @@ async def serve(
         apps = [generated]
     permissions = Permissions.from_config(config.permissions)
     push = config.push
-    providers = build_providers(push)  # wrong keys fail here, at startup
+    for name, template in push.templates.items():  # a bad template fails here, at startup
+        check_template(name, from_config(template))
+    providers = build_providers(push)  # wrong keys fail here too
     http = bind(settings.host, settings.port)  # a port in use fails here, before any store
     ws_sock = bind(settings.host, settings.ws_port)
     async with AsyncExitStack() as stack:

@@ -24,6 +24,7 @@ class LiveServer:
         self.process = process
         self.origin = f"http://{host}:{port}"
         self.ws_url = f"ws://{host}:{ws_port}/"
+        self.stderr_path = Path()
         self.api = f"{self.origin}/{APP_ID}/{API_KEY}"
         self.stdout_lines = lines
 
@@ -34,8 +35,7 @@ class LiveServer:
         return self.process.wait(timeout=timeout)
 
     def stderr(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
+        return self.stderr_path.read_text()
 
 
 @contextmanager
@@ -55,10 +55,12 @@ def live_server(
         path.write_text(config)
         args += ["--config", str(path)]
     args += list(extra)
+    stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
+    stderr = stderr_path.open("a")
     process = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,  # a file: a pipe nobody reads would block a chatty server
         text=True,
         cwd=Path(__file__).parents[2],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -70,17 +72,20 @@ def live_server(
         while True:  # readline blocks; the deadline is checked per line and by the test timeout
             line = process.stdout.readline()
             if not line:
-                raise RuntimeError(
-                    f"server exited early: {process.stderr and process.stderr.read()}"
-                )
+                raise RuntimeError(f"server exited early: {stderr_path.read_text()}")
             lines.append(line.rstrip("\n"))
             found = _LISTENING.match(lines[-1])
             if found:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError("server did not start")
-        yield LiveServer(process, found.group(1), int(found.group(2)), int(found.group(4)), lines)
+        server = LiveServer(
+            process, found.group(1), int(found.group(2)), int(found.group(4)), lines
+        )
+        server.stderr_path = stderr_path
+        yield server
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+        stderr.close()
