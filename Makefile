@@ -45,6 +45,7 @@ bench: install nats
 	$(BIN)/python benchmarks/timers.py
 	$(BIN)/python benchmarks/rest_publish.py
 	$(BIN)/python benchmarks/ws_fanout.py
+	$(BIN)/python benchmarks/push_outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

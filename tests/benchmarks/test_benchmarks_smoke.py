@@ -26,6 +26,11 @@ EXPECTED = {
             "tidings / asyncio_queue",
         },
     },
+    "push_outbox": {
+        "contenders": {"ceiling", "provider", "outbox"},
+        "metric": "pushes_per_s",
+        "ratios": {"outbox / ceiling", "provider / ceiling", "outbox / provider"},
+    },
     "rest_publish": {
         "contenders": {
             "publish",
