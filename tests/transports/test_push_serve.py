@@ -168,7 +168,7 @@ async def test_publish_templates_reports_and_invalid_tokens(tmp_path: Path) -> N
         await until(lambda: len(web.received) == 2)
         assert web.received[1][1]["body"] == "Hi you"
         missing = await http.post("/messaging/push/nope", json={})
-        assert (missing.status_code, missing.json()["code"]) == (404, 5042)
+        assert (missing.status_code, missing.json()["code"]) == (400, 5042)
         bad = await http.post(
             "/messaging/news", json={"message": {"x": 1}, "publishPolicy": "PUSH"}
         )
