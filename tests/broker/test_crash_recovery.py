@@ -89,11 +89,13 @@ class Child:
     async def kill(self) -> None:
         """SIGKILL, reap, then read what it printed before dying."""
         self.process.kill()
-        await asyncio.wait_for(self.process.wait(), 10)
         stream = self.process.stdout
         assert stream is not None
+        # Read to EOF before waiting: asyncio reports the exit only once the pipe is closed,
+        # and it stops reading a pipe whose unread output passed the StreamReader's limit.
         for line in (await asyncio.wait_for(stream.read(), 10)).decode().splitlines():
             self.output.add(line)
+        await asyncio.wait_for(self.process.wait(), 10)
         self.eof = True
 
     def describe(self) -> str:
