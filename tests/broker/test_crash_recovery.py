@@ -122,6 +122,8 @@ async def child(tmp_path: Path, name: str, *args: object) -> AsyncIterator[Child
     finally:
         if process.returncode is None:
             process.kill()
+            if process.stdout is not None:  # drained first: see Child.kill
+                await asyncio.wait_for(process.stdout.read(), 10)
             await asyncio.wait_for(process.wait(), 10)
 
 
