@@ -121,6 +121,24 @@ class _Reject(Exception):
 # -- the server -----------------------------------------------------------------------------
 
 
+async def read_request(scope: dict[str, Any], receive: Any, send: Any) -> bytes | None:
+    """An ASGI request's whole body; None for the lifespan scope, which it answers."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @functools.cache
 def test_ca() -> trustme.CA:
     """One CA for every fake of the process: any fake's `ca_file` trusts them all."""
@@ -218,20 +236,9 @@ class FakeService:
     # -- ASGI --
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_request(scope, receive, send)
+        if body is None:
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request = Request(scope["method"], scope["path"], headers, scope["http_version"])
         self.in_flight += 1

@@ -6,9 +6,9 @@ import asyncio
 import email.utils
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
 import msgspec
@@ -75,12 +75,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def network_error(exc: httpx.TransportError) -> SendResult:
-    """Connection refused or reset, TLS failure, timeout: the provider may do better later."""
+def network_error(exc: Exception) -> SendResult:
+    """Connection refused or reset, TLS failure, timeout (an `httpx.TransportError` or an
+    `h2_client.H2Error`): the provider may do better later."""
     return SendResult(Outcome.RETRY, error=describe(exc))
 
 
-def retry_after(response: httpx.Response, now: float) -> float | None:
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after(response: _HasHeaders, now: float) -> float | None:
     """The Retry-After header in seconds from `now`: delta-seconds or an HTTP date."""
     value = response.headers.get("retry-after", "").strip()
     if not value:

@@ -23,9 +23,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import httpx
 import jwt
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,11 +36,11 @@ from ._common import (
     Clock,
     SendPool,
     encode_json,
-    make_client,
     network_error,
     retry_after,
     should_retry,
 )
+from .h2_client import H2Client, H2Error, Response
 
 __all__ = ["ApnsProvider", "ApnsSettings"]
 
@@ -79,9 +78,9 @@ class ApnsProvider:
         self._settings = settings
         self._clock = clock
         self._topics = {"IOS": settings.topic, "OSX": settings.osx_topic or settings.topic}
-        self._base = f"{settings.base_url.rstrip('/')}/3/device/"
-        self._client = make_client(
-            ca_file=settings.ca_file, timeout=settings.timeout, concurrency=settings.concurrency
+        self._base = f"{urlsplit(settings.base_url).path.rstrip('/')}/3/device/"
+        self._client = H2Client(
+            settings.base_url, ca_file=settings.ca_file, timeout=settings.timeout
         )
         self._pool = SendPool(settings.concurrency)
         self._jwt = ""
@@ -94,22 +93,20 @@ class ApnsProvider:
         await self._client.aclose()
 
     async def _send(self, notification: Notification) -> SendResult:
-        url = self._base + quote(notification.token, safe="")
+        path = self._base + quote(notification.token, safe="")
         body = encode_json(notification.payload)
         headers = self._headers(notification)
         rejected = ""
         for _ in range(2):  # ExpiredProviderToken renews the JWT and tries once more
             token = self._token(rejected)
             try:
-                response = await self._client.post(
-                    url,
-                    content=body,
-                    headers={**headers, "authorization": f"bearer {token}"},
+                response = await self._client.request(
+                    "POST", path, {**headers, "authorization": f"bearer {token}"}, body
                 )
-            except httpx.TransportError as exc:
+            except H2Error as exc:
                 return network_error(exc)
             reason = _reason(response)
-            if response.status_code != 403 or reason != "ExpiredProviderToken":
+            if response.status != 403 or reason != "ExpiredProviderToken":
                 break
             rejected = token
         return self._result(response, reason)
@@ -145,8 +142,8 @@ class ApnsProvider:
             self._jwt_issued = now
         return self._jwt
 
-    def _result(self, response: httpx.Response, reason: str) -> SendResult:
-        status = response.status_code
+    def _result(self, response: Response, reason: str) -> SendResult:
+        status = response.status
         if status == 200:
             return SendResult(Outcome.SENT)
         error = f"HTTP {status} {reason or response.text[:300]}"
@@ -159,12 +156,12 @@ class ApnsProvider:
         return SendResult(Outcome.FAILED, error=error)
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: Response) -> str:
     """The ``reason`` of an APNs error body, ``{"reason": "BadDeviceToken"}``."""
-    if response.status_code == 200 or not response.content:
+    if response.status == 200 or not response.body:
         return ""
     try:
-        body = msgspec.json.decode(response.content)
+        body = msgspec.json.decode(response.body)
     except msgspec.DecodeError:
         return ""
     return str(body.get("reason", "")) if isinstance(body, dict) else ""

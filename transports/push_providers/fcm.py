@@ -17,11 +17,12 @@ A send is ``POST {base_url}/v1/projects/{project_id}/messages:send`` with
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
@@ -41,6 +42,7 @@ from ._common import (
     retry_after,
     should_retry,
 )
+from .h2_client import H2Client, H2Error, Response
 
 __all__ = ["FcmProvider", "FcmSettings"]
 
@@ -90,9 +92,12 @@ class FcmProvider:
         self._key = key
         self._clock = clock
         project = quote(self._account.project_id, safe="")
-        self._url = f"{settings.base_url.rstrip('/')}/v1/projects/{project}/messages:send"
+        base_path = urlsplit(settings.base_url).path.rstrip("/")
+        self._path = f"{base_path}/v1/projects/{project}/messages:send"
+        # Sends: one lean HTTP/2 connection to FCM; httpx only for the token endpoint.
+        self._h2 = H2Client(settings.base_url, ca_file=settings.ca_file, timeout=settings.timeout)
         self._client = make_client(
-            ca_file=settings.ca_file, timeout=settings.timeout, concurrency=settings.concurrency
+            ca_file=settings.ca_file, timeout=settings.timeout, concurrency=1
         )
         self._pool = SendPool(settings.concurrency)
         # The access token: one fetch at a time; a failed fetch is shared by the
@@ -107,7 +112,10 @@ class FcmProvider:
         return await self._pool.run(notifications, self._send)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        try:
+            await self._h2.aclose()
+        finally:
+            await self._client.aclose()
 
     async def _send(self, notification: Notification) -> SendResult:
         body = encode_json({"message": {**notification.payload, "token": notification.token}})
@@ -115,25 +123,26 @@ class FcmProvider:
         for _ in range(2):  # a 401 refreshes the access token and tries once more
             try:
                 token = await self._access_token(rejected)
-                response = await self._client.post(
-                    self._url,
-                    content=body,
-                    headers={
+                response = await self._h2.request(
+                    "POST",
+                    self._path,
+                    {
                         "authorization": f"Bearer {token}",
                         "content-type": "application/json; charset=UTF-8",
                     },
+                    body,
                 )
             except _TokenError as exc:
                 return exc.result
-            except httpx.TransportError as exc:
+            except H2Error as exc:
                 return network_error(exc)
-            if response.status_code != 401:
+            if response.status != 401:
                 break
             rejected = token
         return self._result(response)
 
-    def _result(self, response: httpx.Response) -> SendResult:
-        status = response.status_code
+    def _result(self, response: Response) -> SendResult:
+        status = response.status
         if status == 200:
             return SendResult(Outcome.SENT)
         error = _error(response)
@@ -215,19 +224,19 @@ class _Error(msgspec.Struct, frozen=True):
     about_token: bool = False  # a field violation on message.token
 
 
-def _error(response: httpx.Response) -> _Error:
+def _error(response: Response) -> _Error:
     """What a Google API error says: ``{"error": {"code", "message", "status", "details"}}``."""
     try:
-        body: Any = response.json()
+        body: Any = json.loads(response.body)
         error = body["error"]
         message = str(error.get("message", ""))
         details = [d for d in error.get("details", ()) if isinstance(d, dict)]
     except (ValueError, KeyError, TypeError, AttributeError):
-        return _Error(f"HTTP {response.status_code} {response.text[:300]}")
+        return _Error(f"HTTP {response.status} {response.text[:300]}")
     code = next((str(d["errorCode"]) for d in details if "errorCode" in d), "")
     violations = [v for d in details for v in d.get("fieldViolations", ()) if isinstance(v, dict)]
     about_token = any(v.get("field") == "message.token" for v in violations) or (
         "registration token" in message.lower()
     )
     status = error.get("status", "")
-    return _Error(f"HTTP {response.status_code} {code or status}: {message}", code, about_token)
+    return _Error(f"HTTP {response.status} {code or status}: {message}", code, about_token)
