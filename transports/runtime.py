@@ -70,6 +70,12 @@ class Tidings:
         if self.api_key_limiter is not None:
             self.api_key_limiter.take(api_key, "requests for this API key")
 
+    def limit(self, api_key: str, user_id: str | None) -> None:
+        """The rate limits of one request (999 when over): its API key's, then its user's."""
+        self.limit_api_key(api_key)
+        if user_id is not None:
+            self.limit_user(user_id)
+
     def limit_user(self, user_id: str) -> None:
         if self.user_limiter is not None:
             self.user_limiter.take(user_id, "requests for this user")

@@ -156,7 +156,7 @@ async def serve(
             else None,
         )
         websockets = WebsocketServer(
-            runtimes, config.websocket, origins=tuple(settings.cors_origins)
+            runtimes, config.websocket, origins=tuple(settings.cors_origins), limit=tidings.limit
         )
         tidings.metrics.add_websocket(lambda: websockets.stats)
         await stack.enter_async_context(websockets.listen(ws_sock))

@@ -16,7 +16,7 @@ import asyncio
 import hmac
 import logging
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -141,8 +141,11 @@ class WebsocketServer:
         settings: WebsocketSettings | None = None,
         *,
         origins: Sequence[str] = ("*",),
+        limit: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.apps = apps
+        # Rate limits per (API key, user id): raises BrokerError 999 when over.
+        self.limit = limit
         # Browsers send Origin; other clients none. "*" admits every page, as for CORS.
         self._origins: list[Origin | None] | None = (
             None if "*" in origins else [*(Origin(o) for o in origins), None]
@@ -301,6 +304,7 @@ class _Connection:
         self.app: Endpoint | None = None
         self.api_key = ""
         self.roles: tuple[str, ...] = ANONYMOUS
+        self.user_id: str | None = None
         self.user_token: str | None = None
         self.subs: dict[str, _Sub] = {}
         self.next_sub = 1
@@ -371,7 +375,7 @@ class _Connection:
         app = self.server.authenticate_app(op.app_id, op.api_key)
         if self.app is not None and (app is not self.app or op.api_key != self.api_key):
             raise BrokerError(8002, "auth again must name the connection's app id and API key")
-        roles = await _roles(app, op.user_token)
+        self.user_id, roles = await _user(app, op.user_token)
         self.app, self.api_key, self.roles, self.user_token = app, op.api_key, roles, op.user_token
         settings = self.settings
         limits = {
@@ -386,6 +390,7 @@ class _Connection:
 
     async def _read_loop(self) -> None:
         stats = self.server.stats
+        limit = self.server.limit
         while True:
             frame = await self.ws.recv()
             stats.frames_in += 1
@@ -393,6 +398,8 @@ class _Connection:
             try:
                 op = decode_op(frame)
                 request_id = op.id
+                if limit is not None:  # each operation counts as a REST request does
+                    limit(self.api_key, self.user_id)
                 await self._act(op)
             except FrameError as exc:
                 self._reply(error_event(exc, exc.request_id))
@@ -452,7 +459,7 @@ class _Connection:
         if app is None or self.user_token is None:
             return
         try:
-            self.roles = await _roles(app, self.user_token)
+            self.user_id, self.roles = await _user(app, self.user_token)
         except BrokerError:
             await self.close(AUTH_REVOKED, "3064 auth revoked: the user-token is no longer valid")
             return
@@ -550,12 +557,14 @@ class _Connection:
                 raise _Closing(SLOW_CONSUMER, reason) from None
 
 
-async def _roles(app: Endpoint, user_token: str | None) -> tuple[str, ...]:
+async def _user(app: Endpoint, user_token: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """The user's object id (None: anonymous) and roles."""
     if user_token is None:
-        return ANONYMOUS
+        return None, ANONYMOUS
     if app.accounts is None:
         raise BrokerError(3064, "this server has no users: user tokens are not accepted")
-    return (await app.accounts.authenticate(user_token)).roles
+    user = await app.accounts.authenticate(user_token)
+    return user.object_id, user.roles
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -252,3 +252,15 @@ def test_protocol_doc_lists_every_operation_and_event() -> None:
     for name in ops | events | {"messages"}:
         assert f"`{name}`" in doc, name
     assert json.loads('{"ok": 1}')  # the doc's examples are JSON; spot-checked by hand
+
+
+async def test_the_served_endpoint_applies_the_api_key_rate_limit(tmp_path: Path) -> None:
+    config = "[rate_limit]\nper_api_key = 0.001\nburst = 2\n"
+    with live_server(tmp_path / "data", config=config) as server:
+        async with connect(server.ws_url, app_id=APP_ID, api_key=API_KEY) as client:
+            await client.ping()
+            await client.ping()
+            with pytest.raises(BrokerError) as limited:
+                await client.ping()
+            assert limited.value.code == 999
+        assert server.stop() == 0

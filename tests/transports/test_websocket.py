@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from broker import Broker
 from broker.permissions import Permissions
+from broker.ratelimit import RateLimiter
 from transports.config import WebsocketSettings
 from transports.websocket import BrokerEndpoint, WebsocketServer, bind, websocket_server
 
@@ -371,6 +372,25 @@ async def test_origins_follow_the_cors_setting() -> None:
                 async with connect(url, origin=origin) as ws:  # type: ignore[arg-type]
                     await ws.send(json.dumps({"op": "auth", "appId": APP, "apiKey": KEY}))
                     assert json.loads(await ws.recv())["event"] == "authenticated"
+
+
+async def test_operations_count_against_the_rate_limit() -> None:
+    limiter = RateLimiter(rate=0.001, burst=3)  # three operations, then none for a long while
+
+    def limit(api_key: str, user_id: str | None) -> None:
+        assert user_id is None  # anonymous here; users are limited by their object id
+        limiter.take(api_key, "requests for this API key")
+
+    async with Broker() as broker:
+        server = WebsocketServer({APP: BrokerEndpoint(APP, (KEY,), broker)}, limit=limit)
+        async with server.listen(bind("127.0.0.1", 0)), peer(f"ws://127.0.0.1:{server.port}/") as c:
+            for number in range(3):
+                await c.send(op="ping", id=number)
+                assert (await c.answer(number))["event"] == "pong"
+            await c.send(op="publish", id="over", channel="news", message=1)
+            refused = await c.answer("over")
+            assert (refused["event"], refused["code"]) == ("error", 999)
+            assert broker.statistics().published == 0
 
 
 async def test_connections_per_api_key_are_limited() -> None:
