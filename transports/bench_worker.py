@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.typing import Subprotocol
 
-PROTOCOL = Subprotocol("tidings.v1")
+from transports.ws_frames import PROTOCOL
+
 REPORT_INTERVAL = 0.25  # seconds between a worker's reports to the parent
 STOP_POLL = 0.05  # seconds between checks of the stop event
 CLOSE_TIMEOUT = 2.0  # seconds for one close handshake at the end

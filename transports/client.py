@@ -32,14 +32,13 @@ import msgspec
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.typing import Subprotocol
 
 from broker import BrokerError, PublishResult
 from broker._messages import MessageStatus
+from transports.ws_frames import PROTOCOL, WireMessage
 
 log = logging.getLogger("tidings.client")
 
-PROTOCOL = Subprotocol("tidings.v1")
 # Close codes after which reconnecting cannot help (docs/PROTOCOL.md).
 FINAL_CLOSE_CODES = frozenset({1000, 1009, 4000, 4001, 4003})
 
@@ -59,13 +58,7 @@ class ConnectionLostError(BrokerError):
         super().__init__(0, "the connection dropped before the answer arrived")
 
 
-class ReceivedMessage(msgspec.Struct, rename="camel", frozen=True):
-    message_id: str
-    channel: str
-    timestamp: int
-    publisher_id: str | None
-    headers: dict[str, Any]
-    message: Any
+ReceivedMessage = WireMessage  # one message of a subscription, as the server sent it
 
 
 class _Messages(msgspec.Struct):
@@ -401,9 +394,8 @@ class Client:
     def _send_subscribe(self, ws: ClientConnection, sub: Subscription) -> None:
         """Send a subscribe for `sub` without waiting; the reader maps the answer."""
         self._next_id += 1
-        op: dict[str, Any] = {"op": "subscribe", "id": self._next_id, "channel": sub.channel}
-        if sub.selector is not None:
-            op["selector"] = sub.selector
+        op = _subscribe_op(sub)
+        op["id"] = self._next_id
         self._subscribing[self._next_id] = sub
         task = asyncio.create_task(ws.send(_encode(op), text=True))
         task.add_done_callback(_ignore_closed)
@@ -421,10 +413,7 @@ class Client:
             sub._end(_error_of(event))
 
     async def _add(self, sub: Subscription) -> None:
-        op: dict[str, Any] = {"op": "subscribe", "channel": sub.channel}
-        if sub.selector is not None:
-            op["selector"] = sub.selector
-        await self._request(op, subscribing=sub)
+        await self._request(_subscribe_op(sub), subscribing=sub)
 
     async def _remove(self, sub: Subscription) -> None:
         with contextlib.suppress(ValueError):
@@ -436,6 +425,13 @@ class Client:
         if self._closed is None and self._ws is not None:
             with contextlib.suppress(BrokerError):
                 await self._request({"op": "unsubscribe", "subscription": server_id})
+
+
+def _subscribe_op(sub: Subscription) -> dict[str, Any]:
+    op: dict[str, Any] = {"op": "subscribe", "channel": sub.channel}
+    if sub.selector is not None:
+        op["selector"] = sub.selector
+    return op
 
 
 def _ignore_closed(task: asyncio.Task[None]) -> None:

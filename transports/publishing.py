@@ -17,6 +17,9 @@ from broker.permissions import Permission, Permissions
 from broker.push_options import parse_push_options
 from transports.wire import PublishAnswer, publish_answer
 
+# Which code a publish field's type error gets (BACKENDLESS.md); others are 8002.
+FIELD_CODES = {"publishAt": 5030, "repeatEvery": 5031, "repeatExpiresAt": 5003}
+
 
 class PublishBody(msgspec.Struct, rename="camel"):
     """`POST messaging/<channel>`; unknown keys are ignored."""

@@ -25,7 +25,7 @@ from broker import (
 )
 from broker.permissions import Permission
 from broker.push_templates import PushTemplate, PushTemplates
-from transports.publishing import PublishBody, publish_message
+from transports.publishing import FIELD_CODES, PublishBody, publish_message
 from transports.runtime import AppRuntime, Tidings
 from transports.wire import (
     ErrorBody,
@@ -39,9 +39,6 @@ from transports.wire import (
 )
 
 log = logging.getLogger("tidings.rest")
-
-# Which code a body field's type error gets (BACKENDLESS.md); others are 8002.
-_FIELD_CODES = {"publishAt": 5030, "repeatEvery": 5031, "repeatExpiresAt": 5003}
 
 
 class SubscribeBody(msgspec.Struct):
@@ -388,8 +385,8 @@ def _validation_error(exc: ValidationException) -> Response[ErrorBody]:
     for problem in extra:
         key = str(problem.get("key", "")) if isinstance(problem, dict) else ""
         field = key.split(".")[0]
-        if field in _FIELD_CODES:
-            return _error(_FIELD_CODES[field], f"invalid {field}: {problem.get('message')}", 400)
+        if field in FIELD_CODES:
+            return _error(FIELD_CODES[field], f"invalid {field}: {problem.get('message')}", 400)
     details = "; ".join(
         f"{p.get('key') or 'body'}: {p.get('message')}" for p in extra if isinstance(p, dict)
     )

@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from broker import Broker, BrokerError
+from broker import Broker
 from broker.accounts import Accounts
 from broker.devices import Devices
 from broker.outbox import Outbox
@@ -14,12 +14,8 @@ from broker.permissions import Permissions
 from broker.polling import PollingSubscriptions
 from broker.push_templates import PushTemplates
 from broker.ratelimit import RateLimiter
+from transports.app_keys import WrongAppError, find_app
 from transports.metrics import Metrics
-
-
-class WrongAppError(BrokerError):
-    def __init__(self) -> None:
-        super().__init__(2002, "wrong application id or API key")
 
 
 @dataclass
@@ -48,12 +44,7 @@ class Tidings:
 
     def app(self, app_id: str, api_key: str) -> AppRuntime:
         """The app, if `api_key` is one of its keys (compared in constant time); else 2002."""
-        app = self.apps.get(app_id)
-        if app is None or not any(
-            hmac.compare_digest(api_key.encode(), key.encode()) for key in app.api_keys
-        ):
-            raise WrongAppError()
-        return app
+        return find_app(self.apps, app_id, api_key)
 
     def admin(self, app_id: str, admin_key: str) -> AppRuntime:
         """The app, if `admin_key` is its (non-empty) admin key; else 2002."""

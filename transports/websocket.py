@@ -13,7 +13,6 @@ or a write buffer that stays full) is closed with 4008 alone.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from websockets.typing import Origin, Subprotocol
 from broker import Broker, BrokerError, Message, SlowConsumerError, Subscription
 from broker.accounts import Accounts
 from broker.permissions import Permission, Permissions
+from transports.app_keys import find_app
 from transports.config import WebsocketSettings
 from transports.publishing import publish_message
 from transports.ws_frames import (
@@ -193,14 +193,6 @@ class WebsocketServer:
         self._batches[key] = (first, last, data)
         return data
 
-    def authenticate_app(self, app_id: str, api_key: str) -> Endpoint:
-        app = self.apps.get(app_id)
-        if app is None or not any(
-            hmac.compare_digest(api_key.encode(), key.encode()) for key in app.api_keys
-        ):
-            raise BrokerError(2002, "wrong application id or API key")
-        return app
-
     def admit(self, api_key: str) -> None:
         count = self._per_key.get(api_key, 0)
         if count >= self.settings.max_connections_per_key:
@@ -290,7 +282,7 @@ def _select_subprotocol(
     if not offered:
         return None  # served as version 1
     if PROTOCOL in offered:
-        return Subprotocol(PROTOCOL)
+        return PROTOCOL
     raise NegotiationError(f"this server speaks {PROTOCOL}; offered: {', '.join(offered)}")
 
 
@@ -372,7 +364,7 @@ class _Connection:
             raise _Closing(AUTH_FAILED, f"{exc.code} {exc.message}") from None
 
     async def _auth(self, op: AuthOp) -> None:
-        app = self.server.authenticate_app(op.app_id, op.api_key)
+        app = find_app(self.server.apps, op.app_id, op.api_key)
         if self.app is not None and (app is not self.app or op.api_key != self.api_key):
             raise BrokerError(8002, "auth again must name the connection's app id and API key")
         self.user_id, roles = await _user(app, op.user_token)

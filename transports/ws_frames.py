@@ -11,16 +11,15 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeAlias
 
 import msgspec
+from websockets.typing import Subprotocol
 
 from broker import BrokerError, Message, PublishResult
-from transports.publishing import PublishBody
+from transports.publishing import FIELD_CODES, PublishBody
 
-PROTOCOL = "tidings.v1"
+PROTOCOL = Subprotocol("tidings.v1")
 
 RequestId: TypeAlias = Annotated[str, msgspec.Meta(max_length=64)] | int | None
 
-# Which code a publish field's type error gets (as in the REST API); others are 8002.
-_FIELD_CODES = {"publishAt": 5030, "repeatEvery": 5031, "repeatExpiresAt": 5003}
 
 # -- operations (client → server) ---------------------------------------------------------------
 
@@ -84,7 +83,7 @@ def decode_op(frame: str | bytes) -> AnyOp:
         op: AnyOp = _decode_op(frame)
     except msgspec.ValidationError as exc:
         problem = str(exc)
-        code = next((c for f, c in _FIELD_CODES.items() if f"`$.{f}`" in problem), 8002)
+        code = next((c for f, c in FIELD_CODES.items() if f"`$.{f}`" in problem), 8002)
         raise FrameError(code, f"invalid operation: {problem}", _request_id(frame)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise FrameError(8002, f"the frame is not valid JSON: {exc}") from None
@@ -157,7 +156,9 @@ class Error(Event, tag="error"):
     message: str
 
 
-class WireMessage(msgspec.Struct, rename="camel"):
+class WireMessage(msgspec.Struct, rename="camel", frozen=True):
+    """A delivered message on the wire (what transports.client hands out as ReceivedMessage)."""
+
     message_id: str
     channel: str
     timestamp: int

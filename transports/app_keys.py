@@ -1,0 +1,32 @@
+"""Finding the app a request names, by app id and API key (REST and websockets alike)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Protocol, TypeVar
+
+from broker import BrokerError
+
+
+class WrongAppError(BrokerError):
+    def __init__(self) -> None:
+        super().__init__(2002, "wrong application id or API key")
+
+
+class _Keyed(Protocol):
+    @property
+    def api_keys(self) -> tuple[str, ...]: ...
+
+
+A = TypeVar("A", bound=_Keyed)
+
+
+def find_app(apps: Mapping[str, A], app_id: str, api_key: str) -> A:
+    """The app, if `api_key` is one of its keys (compared in constant time); else 2002."""
+    app = apps.get(app_id)
+    if app is None or not any(
+        hmac.compare_digest(api_key.encode(), key.encode()) for key in app.api_keys
+    ):
+        raise WrongAppError()
+    return app
