@@ -122,10 +122,9 @@ class _Closing(Exception):
 
 
 class _Sub:
-    __slots__ = ("channel", "group", "id", "prefix", "sub")
+    __slots__ = ("channel", "group", "prefix", "sub")
 
     def __init__(self, sub_id: str, sub: Subscription) -> None:
-        self.id = sub_id
         self.sub = sub
         self.channel = sub.channel
         self.group = (sub.channel, sub.selector)  # the broker's fan-out group
