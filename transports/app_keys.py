@@ -1,4 +1,5 @@
-"""Finding the app a request names, by app id and API key (REST and websockets alike)."""
+"""Finding the app a request names, by app id and API key, and its user by user-token
+(REST, websockets and socket.io alike)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Mapping
 from typing import Protocol, TypeVar
 
 from broker import BrokerError
+from broker.accounts import Accounts
+
+ANONYMOUS = ("NotAuthenticatedUser",)
 
 
 class WrongAppError(BrokerError):
@@ -30,3 +34,20 @@ def find_app(apps: Mapping[str, A], app_id: str, api_key: str) -> A:
     ):
         raise WrongAppError()
     return app
+
+
+class _WithAccounts(Protocol):
+    @property
+    def accounts(self) -> Accounts | None: ...
+
+
+async def find_user(
+    app: _WithAccounts, user_token: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The user's object id (None: anonymous) and roles; 3064 for a token not valid."""
+    if user_token is None:
+        return None, ANONYMOUS
+    if app.accounts is None:
+        raise BrokerError(3064, "this server has no users: user tokens are not accepted")
+    user = await app.accounts.authenticate(user_token)
+    return user.object_id, user.roles

@@ -32,6 +32,16 @@ slow_consumer_timeout = 5
 max_connections_per_key = 20000
 auth_timeout = 10
 
+[realtime]               # the socket.io endpoint of the Backendless SDKs, at /<appId>/ on port
+ping_interval = 25       # seconds between engine.io pings
+ping_timeout = 20        # seconds a client has to answer one
+max_payload = 1000000    # bytes of one packet batch (POST body or websocket message)
+connect_timeout = 10     # seconds from the handshake to the namespace connect
+resume_window = 30       # seconds a dropped client's listeners wait for its reconnect
+max_parked = 10000       # dropped clients waiting at once
+# listeners share [websocket]'s max_pending, max_subscriptions, slow_consumer_timeout,
+# max_connections_per_key and revalidate_every
+
 [push.fcm]               # each provider is off unless configured; see docs/push.md
 service_account_file = "firebase-service-account.json"
 [push.apns]
@@ -68,6 +78,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from transports.engineio import EngineSettings
 from transports.push_providers import PushSettings
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -145,6 +156,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: RateLimits = msgspec.field(default_factory=RateLimits)
     users: UserSettings = msgspec.field(default_factory=UserSettings)
     websocket: WebsocketSettings = msgspec.field(default_factory=WebsocketSettings)
+    realtime: EngineSettings = msgspec.field(default_factory=EngineSettings)
     push: PushConfig = msgspec.field(default_factory=PushConfig)
     apps: list[AppSettings] = msgspec.field(default_factory=list)
     permissions: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -64,6 +64,41 @@ class _WebsocketCollector(Collector):
             yield CounterMetricFamily(f"tidings_ws_{name}", help_text, value=getattr(stats, name))
 
 
+class _RealtimeCollector(Collector):
+    def __init__(self, source: Callable[[], tuple[Any, Any]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        rt, engine = self._source()
+        yield GaugeMetricFamily(
+            "tidings_rt_connections", "socket.io clients connected", value=rt.connections
+        )
+        yield GaugeMetricFamily(
+            "tidings_rt_subscriptions", "socket.io message listeners", value=rt.subscriptions
+        )
+        yield GaugeMetricFamily(
+            "tidings_rt_sessions", "engine.io sessions open", value=engine.sessions
+        )
+        for name, help_text in (
+            ("accepted", "socket.io namespace connects accepted"),
+            ("refused", "socket.io namespace connects refused"),
+            ("resumed", "socket.io listeners handed back to a reconnecting client"),
+            ("slow_consumers", "socket.io connections closed as slow consumers (5051)"),
+            ("ignored", "socket.io packets or events not understood"),
+        ):
+            yield CounterMetricFamily(f"tidings_rt_{name}", help_text, value=getattr(rt, name))
+        for name, help_text in (
+            ("opened", "engine.io handshakes"),
+            ("upgrades", "engine.io sessions upgraded to a websocket"),
+            ("polls", "engine.io long-polling GETs answered"),
+            ("packets_in", "engine.io message packets received"),
+            ("packets_out", "engine.io packets sent"),
+        ):
+            yield CounterMetricFamily(
+                f"tidings_rt_engine_{name}", help_text, value=getattr(engine, name)
+            )
+
+
 class Metrics:
     def __init__(self, sources: Callable[[], dict[str, BrokerStatistics]]) -> None:
         self.registry = CollectorRegistry()
@@ -82,6 +117,10 @@ class Metrics:
     def add_websocket(self, source: Callable[[], Any]) -> None:
         """Export the websocket server's statistics (a WebsocketStatistics, read at scrape)."""
         self.registry.register(_WebsocketCollector(source))
+
+    def add_realtime(self, source: Callable[[], tuple[Any, Any]]) -> None:
+        """Export the socket.io endpoint's statistics: (RealtimeStatistics, EngineStatistics)."""
+        self.registry.register(_RealtimeCollector(source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,5 +1,6 @@
-"""`tidings serve`: each app's broker on SQLite in the data dir, the REST API on uvicorn,
-and the websocket endpoint (transports.websocket) on its own port.
+"""`tidings serve`: each app's broker on SQLite in the data dir, the REST API and the
+Backendless socket.io endpoint (transports.backendless_rt, at `/<appId>/`) on uvicorn,
+and the native websocket endpoint (transports.websocket) on its own port.
 
 Everything runs under one task group. The HTTP port opens only once every
 broker and store is ready, so `/health` and `/info` answer as soon as it is
@@ -30,6 +31,7 @@ from broker.polling import PollingSubscriptions
 from broker.push_templates import PushTemplates, check_template, from_config
 from broker.ratelimit import RateLimiter
 from broker.stores import SqliteStore
+from transports.backendless_rt import RealtimeServer
 from transports.config import AppSettings, Config
 from transports.metrics import Metrics
 from transports.publish_fast_path import PublishFastPath
@@ -160,14 +162,29 @@ async def serve(
         )
         tidings.metrics.add_websocket(lambda: websockets.stats)
         await stack.enter_async_context(websockets.listen(ws_sock))
+        realtime = RealtimeServer(
+            runtimes,
+            config.realtime,
+            config.websocket,
+            origins=tuple(settings.cors_origins),
+            limit=tidings.limit,
+        )
+        tidings.metrics.add_realtime(lambda: (realtime.stats, realtime.engine.stats))
+        await stack.enter_async_context(realtime.running())
         server = _Server(
             uvicorn.Config(
-                PublishFastPath(tidings, create_app(tidings)),
+                realtime.route(PublishFastPath(tidings, create_app(tidings))),
                 log_config=None,
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=10,
                 server_header=False,
+                # socket.io's websockets: encode-once means no per-socket compression, and
+                # engine.io has its own heartbeat.
+                ws="websockets-sansio",
+                ws_per_message_deflate=False,
+                ws_max_size=config.realtime.max_payload,
+                ws_ping_interval=None,
             )
         )
         async with anyio.create_task_group() as tasks:
@@ -177,9 +194,9 @@ async def serve(
                 tasks.cancel_scope.cancel()  # stopped (signal or failure): end the rest
 
             tasks.start_soon(_sweep, runtimes)
-            tasks.start_soon(_stop_on_signal, server)
+            tasks.start_soon(_stop_on_signal, server, realtime)
             if stop is not None:
-                tasks.start_soon(_stop_on_event, server, stop)
+                tasks.start_soon(_stop_on_event, server, realtime, stop)
             tasks.start_soon(run_http)
             while not server.started:  # noqa: ASYNC110 -- uvicorn offers a flag, not an event
                 await anyio.sleep(0.01)
@@ -191,15 +208,23 @@ async def serve(
     log.info("stopped")
 
 
-async def _stop_on_signal(server: uvicorn.Server) -> None:
+async def _stop_on_signal(server: uvicorn.Server, realtime: RealtimeServer) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
-            server.should_exit = True
+            _stop(server, realtime)
 
 
-async def _stop_on_event(server: uvicorn.Server, stop: anyio.Event) -> None:
+async def _stop_on_event(
+    server: uvicorn.Server, realtime: RealtimeServer, stop: anyio.Event
+) -> None:
     await stop.wait()
+    _stop(server, realtime)
+
+
+def _stop(server: uvicorn.Server, realtime: RealtimeServer) -> None:
+    # socket.io sessions end first: a long-poll in flight would hold uvicorn's shutdown.
+    realtime.close()
     server.should_exit = True
 
 

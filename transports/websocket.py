@@ -29,8 +29,9 @@ from websockets.typing import Origin, Subprotocol
 from broker import Broker, BrokerError, Message, SlowConsumerError, Subscription
 from broker.accounts import Accounts
 from broker.permissions import Permission, Permissions
-from transports.app_keys import find_app
+from transports.app_keys import ANONYMOUS, find_app, find_user
 from transports.config import WebsocketSettings
+from transports.encode_once import EncodeOnce
 from transports.publishing import publish_message
 from transports.ws_frames import (
     MESSAGES_END,
@@ -60,7 +61,6 @@ from transports.ws_frames import (
 
 log = logging.getLogger("tidings.websocket")
 
-ANONYMOUS = ("NotAuthenticatedUser",)
 # Close codes (docs/PROTOCOL.md).
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 4000
@@ -153,27 +153,12 @@ class WebsocketServer:
         self.stats = WebsocketStatistics()
         self._per_key: dict[str, int] = {}
         self._connections: set[_Connection] = set()
-        self._wire: dict[int, tuple[Message, bytes]] = {}
-        self._wire_bytes = 0
+        self.wire = EncodeOnce(encode_message, entries=WIRE_CACHE_ENTRIES, size=WIRE_CACHE_BYTES)
         self._batches: dict[tuple[tuple[str, str], int, int], tuple[Message, Message, bytes]] = {}
         self._server: Server | None = None
         self._closing = False
 
     # -- shared by the connections ----------------------------------------------------------------
-
-    def wire(self, message: Message) -> bytes:
-        """The message's encoded bytes: encoded by the first connection that writes it."""
-        entry = self._wire.get(id(message))
-        if entry is not None:
-            return entry[1]
-        data = encode_message(message)
-        if len(self._wire) >= WIRE_CACHE_ENTRIES or self._wire_bytes > WIRE_CACHE_BYTES:
-            self._wire.clear()  # later readers of older messages encode them again
-            self._wire_bytes = 0
-        # The entry holds the message, so its id() cannot be reused while cached.
-        self._wire[id(message)] = (message, data)
-        self._wire_bytes += len(data)
-        return data
 
     def joined(self, group: tuple[str, str], messages: list[Message]) -> bytes:
         """The encoded messages joined by commas. Subscriptions with one (channel, selector)
@@ -366,7 +351,7 @@ class _Connection:
         app = find_app(self.server.apps, op.app_id, op.api_key)
         if self.app is not None and (app is not self.app or op.api_key != self.api_key):
             raise BrokerError(8002, "auth again must name the connection's app id and API key")
-        self.user_id, roles = await _user(app, op.user_token)
+        self.user_id, roles = await find_user(app, op.user_token)
         self.app, self.api_key, self.roles, self.user_token = app, op.api_key, roles, op.user_token
         settings = self.settings
         limits = {
@@ -450,7 +435,7 @@ class _Connection:
         if app is None or self.user_token is None:
             return
         try:
-            self.user_id, self.roles = await _user(app, self.user_token)
+            self.user_id, self.roles = await find_user(app, self.user_token)
         except BrokerError:
             await self.close(AUTH_REVOKED, "3064 auth revoked: the user-token is no longer valid")
             return
@@ -546,16 +531,6 @@ class _Connection:
                 self.server.stats.slow_consumers += 1
                 reason = "5051 slow consumer: the write buffer stayed full"
                 raise _Closing(SLOW_CONSUMER, reason) from None
-
-
-async def _user(app: Endpoint, user_token: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """The user's object id (None: anonymous) and roles."""
-    if user_token is None:
-        return None, ANONYMOUS
-    if app.accounts is None:
-        raise BrokerError(3064, "this server has no users: user tokens are not accepted")
-    user = await app.accounts.authenticate(user_token)
-    return user.object_id, user.roles
 
 
 def bind(host: str, port: int) -> socket.socket:
