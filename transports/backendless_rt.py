@@ -33,9 +33,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import msgspec
+import uvicorn
 
-from broker import BrokerError, SlowConsumerError, Subscription
-from broker.permissions import Permission
+from broker import Broker, BrokerError, SlowConsumerError, Subscription
+from broker.accounts import Accounts
+from broker.permissions import Permission, Permissions
 from transports.app_keys import ANONYMOUS, find_app, find_user
 from transports.config import WebsocketSettings
 from transports.encode_once import EncodeOnce
@@ -49,7 +51,7 @@ from transports.engineio import (
     Session,
     SessionClosed,
 )
-from transports.websocket import Endpoint
+from transports.websocket import BrokerEndpoint, Endpoint, bind
 from transports.wire import wire_message
 
 log = logging.getLogger("tidings.realtime")
@@ -169,6 +171,7 @@ class RealtimeServer:
             slow_consumer_timeout=self.limits.slow_consumer_timeout,
         )
         self.stats = RealtimeStatistics()
+        self.port = 0  # set by realtime_server
         self.wire = EncodeOnce(lambda m: _encode(wire_message(m)).decode())
         self.connections: set[Connection] = set()
         self._per_key: dict[str, int] = {}
@@ -577,4 +580,73 @@ class Connection:
                 self._reply(self._refusal("SUB_RES", sub_id, BrokerError(5008, message)))
 
 
-__all__ = ["Connection", "RealtimeServer", "RealtimeStatistics", "parse_packet"]
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = b'{"code":404,"message":"not found"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@asynccontextmanager
+async def realtime_server(
+    broker: Broker,
+    *,
+    app_id: str,
+    api_key: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    permissions: Permissions | None = None,
+    accounts: Accounts | None = None,
+    settings: EngineSettings | None = None,
+    limits: WebsocketSettings | None = None,
+) -> AsyncIterator[RealtimeServer]:
+    """Serve `broker` to the Backendless SDKs over socket.io, for one app (embedding,
+    without `tidings serve`; no REST API: give the SDK's `rtURL` yourself)::
+
+    async with Broker() as broker:
+        async with realtime_server(broker, app_id="app", api_key="key", port=0) as rt:
+            print(rt.port)  # rtURL: http://127.0.0.1:<port>
+    """
+    endpoint = BrokerEndpoint(
+        app_id, (api_key,), broker, permissions or Permissions(), accounts=accounts
+    )
+    server = RealtimeServer({app_id: endpoint}, settings, limits)
+    sock = bind(host, port)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            server.route(_not_found),
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=server.settings.max_payload,
+            ws_ping_interval=None,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    async with server.running():
+        serving = asyncio.create_task(http.serve([sock]))
+        while not http.started:
+            if serving.done():
+                await serving  # raises why it could not start
+            await asyncio.sleep(0.01)
+        server.port = sock.getsockname()[1]
+        try:
+            yield server
+        finally:
+            server.close()
+            http.should_exit = True
+            await serving
+
+
+__all__ = [
+    "Connection",
+    "RealtimeServer",
+    "RealtimeStatistics",
+    "parse_packet",
+    "realtime_server",
+]
