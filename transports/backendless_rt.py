@@ -38,6 +38,7 @@ import uvicorn
 from broker import Broker, BrokerError, SlowConsumerError, Subscription
 from broker.accounts import Accounts
 from broker.permissions import Permission, Permissions
+from transports import uvicorn_ws
 from transports.app_keys import ANONYMOUS, find_app, find_user
 from transports.config import WebsocketSettings
 from transports.encode_once import EncodeOnce
@@ -106,7 +107,9 @@ class _Listener:
         self.selector = selector
         self.sub: Subscription | None = sub
         # The whole engine.io packet but the message and the closing "}]".
-        self.prefix = f'{MESSAGE}{EVENT}{namespace},["SUB_RES",{{"id":{_json(sub_id)},"data":'
+        self.prefix = (
+            f'{MESSAGE}{EVENT}{namespace},["SUB_RES",{{"id":{_json(sub_id)},"data":'.encode()
+        )
 
 
 def parse_packet(data: str) -> tuple[str, str, Any]:
@@ -133,8 +136,8 @@ def _json(value: Any) -> str:
     return _encode(value).decode()
 
 
-def _event(namespace: str, name: str, data: dict[str, Any]) -> str:
-    return f"{MESSAGE}{EVENT}{namespace},{_json([name, data])}"
+def _event(namespace: str, name: str, data: dict[str, Any]) -> bytes:
+    return f"{MESSAGE}{EVENT}{namespace},".encode() + _encode([name, data])
 
 
 def _error(exc: BrokerError) -> dict[str, Any]:
@@ -172,7 +175,7 @@ class RealtimeServer:
         )
         self.stats = RealtimeStatistics()
         self.port = 0  # set by realtime_server
-        self.wire = EncodeOnce(lambda m: _encode(wire_message(m)).decode())
+        self.wire = EncodeOnce(lambda m: _encode(wire_message(m)))
         self.connections: set[Connection] = set()
         self._per_key: dict[str, int] = {}
         # Dropped clients' listeners by (app id, API key, clientId), oldest first.
@@ -298,7 +301,7 @@ class Connection:
         self.roles: tuple[str, ...] = ANONYMOUS
         self.listeners: dict[str, _Listener] = {}
         self.resumable: dict[str, _Listener] = {}
-        self.replies: list[str] = []
+        self.replies: list[bytes] = []
         self._revalidating: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         self._connect_timer: asyncio.TimerHandle | None = loop.call_later(
@@ -328,7 +331,7 @@ class Connection:
         else:
             self.server.stats.ignored += 1  # an ack: the server asks for none
 
-    def due(self) -> list[str]:
+    def due(self) -> list[bytes]:
         packets = self.replies
         self.replies = []
         limit = self.server.limits.max_batch
@@ -344,7 +347,7 @@ class Connection:
             messages = sub.take(limit)
             if messages:
                 prefix = listener.prefix
-                packets += [prefix + wire(m) + "}]" for m in messages]
+                packets += [prefix + wire(m) + b"}]" for m in messages]
             elif sub.closed:  # the channel was deleted
                 del self.listeners[sub_id]
                 self.server.drop(listener)
@@ -394,7 +397,9 @@ class Connection:
         stats = self.server.stats
         if namespace != self.namespace:
             stats.refused += 1
-            self._reply(f'{MESSAGE}{CONNECT_ERROR}{namespace},{{"message":"Invalid namespace"}}')
+            self._reply(
+                f'{MESSAGE}{CONNECT_ERROR}{namespace},{{"message":"Invalid namespace"}}'.encode()
+            )
             return
         if self.connected:
             self.server.stats.ignored += 1
@@ -410,7 +415,7 @@ class Connection:
         except BrokerError as exc:
             stats.refused += 1
             data = {"message": f"{exc.code} {exc.message}", "data": _error(exc)}
-            self._reply(f"{MESSAGE}{CONNECT_ERROR}{namespace},{_json(data)}")
+            self._reply(f"{MESSAGE}{CONNECT_ERROR}{namespace},{_json(data)}".encode())
             return
         if self.session.closed is not None:  # it went away while its token was checked
             self.server.release(str(api_key))
@@ -428,7 +433,7 @@ class Connection:
                 asyncio.get_running_loop().call_later(
                     self.server.settings.resume_window, self._drop_unclaimed
                 )
-        self._reply(f"{MESSAGE}{CONNECT}{namespace},{_json({'sid': self.session.sid})}")
+        self._reply(f"{MESSAGE}{CONNECT}{namespace},{_json({'sid': self.session.sid})}".encode())
 
     def _drop_unclaimed(self) -> None:
         for listener in self.resumable.values():
@@ -542,7 +547,7 @@ class Connection:
         self._recheck()
         self._reply(_event(self.namespace, "MET_RES", {"id": request.id, "result": None}))
 
-    def _reply(self, packet: str) -> None:
+    def _reply(self, packet: bytes) -> None:
         if len(self.replies) >= self.server.limits.max_pending:  # the client reads no answers
             self.server.stats.slow_consumers += 1
             self.session.close(SessionClosed("5051 slow consumer: answers not read", 4008))
@@ -550,7 +555,7 @@ class Connection:
         self.replies.append(packet)
         self.session.wake()
 
-    def _refusal(self, answer: str, request_id: str, exc: BrokerError) -> str:
+    def _refusal(self, answer: str, request_id: str, exc: BrokerError) -> bytes:
         return _event(self.namespace, answer, {"id": request_id, "error": _error(exc)})
 
     # -- users -----------------------------------------------------------------------------------
@@ -621,7 +626,7 @@ async def realtime_server(
             log_config=None,
             lifespan="off",
             access_log=False,
-            ws="websockets-sansio",
+            ws=uvicorn_ws.PROTOCOL,
             ws_per_message_deflate=False,
             ws_max_size=server.settings.max_payload,
             ws_ping_interval=None,

@@ -26,11 +26,14 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from transports.uvicorn_ws import SEND_MANY
+
 log = logging.getLogger("tidings.engineio")
 
-# Packet types (the first character of a packet).
+# Packet types (the first character of a packet): received as text, sent as UTF-8 bytes.
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
 SEPARATOR = "\x1e"  # between the packets of one long-polling payload
+_CLOSE, _PING, _NOOP = CLOSE.encode(), PING.encode(), NOOP.encode()
 # The reference server's error codes for refused HTTP requests.
 UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, BAD_VERSION = range(6)
 SLOW_CONSUMER = 4008  # websocket close code, as for the native protocol
@@ -68,9 +71,9 @@ class Handler(Protocol):
     async def received(self, data: str) -> None:
         """A message packet's payload, in order; may raise SessionClosed."""
 
-    def due(self) -> list[str]:
-        """Every packet due to the client now (complete packets: "4..."); may raise
-        SessionClosed."""
+    def due(self) -> list[bytes]:
+        """Every packet due to the client now (complete packets, UTF-8: b"4..."); may
+        raise SessionClosed."""
 
     def arm(self, notify: Callable[[], None]) -> bool:
         """Have `notify` called once something is due; True if something already is."""
@@ -90,7 +93,7 @@ class Session:
         self.sid = sid
         self.transport = "polling"
         self.handler: Handler | None = None
-        self.control: list[str] = []  # engine.io's own packets: ping, noop, close
+        self.control: list[bytes] = []  # engine.io's own packets: ping, noop, close
         self.ready = asyncio.Event()
         self.polling = False  # a GET is waiting
         self.upgrading = False
@@ -105,7 +108,7 @@ class Session:
     def wake(self) -> None:
         self.ready.set()
 
-    async def next_packets(self, *, polling: bool = False) -> list[str]:
+    async def next_packets(self, *, polling: bool = False) -> list[bytes]:
         """Wait until something is due, then take all of it ([] once closed). A GET that
         comes, or is waiting, while the session upgrades gets a noop: the client's
         polling must end before the websocket takes over."""
@@ -114,7 +117,7 @@ class Session:
         assert handler is not None
         while True:
             if polling and (self.upgrading or self.transport != "polling"):
-                return [NOOP]
+                return [_NOOP]
             if self.closed is not None:
                 packets, self.control = self.control, []
                 return packets
@@ -141,7 +144,7 @@ class Session:
         self.server.stats.sessions = len(self.server.sessions)
         if self._heartbeat is not None and self._heartbeat is not asyncio.current_task():
             self._heartbeat.cancel()
-        self.control.append(CLOSE)  # for a client still reading
+        self.control.append(_CLOSE)  # for a client still reading
         self.ready.set()
         if self.handler is not None:
             self.handler.closed(closing.reason)
@@ -168,7 +171,7 @@ class Session:
         while True:
             await asyncio.sleep(settings.ping_interval)
             self.pong.clear()
-            self.control.append(PING)
+            self.control.append(_PING)
             self.ready.set()
             try:
                 async with asyncio.timeout(settings.ping_timeout):
@@ -242,7 +245,7 @@ class EngineServer:
                 await _refuse(send, 400, BAD_HANDSHAKE_METHOD, "Bad handshake method", cors)
                 return
             opened = self._open_session(app_id, query, "polling")
-            await _respond(send, 200, self._handshake(opened).encode(), cors, text=True)
+            await _respond(send, 200, self._handshake(opened), cors, text=True)
         else:
             session = self.sessions.get(query["sid"])
             if session is None:
@@ -264,8 +267,8 @@ class EngineServer:
         self.stats.sessions = len(self.sessions)
         return session
 
-    def _handshake(self, session: Session) -> str:
-        return OPEN + '{"sid":"' + session.sid + '",' + self._open[1:].decode()
+    def _handshake(self, session: Session) -> bytes:
+        return f'{OPEN}{{"sid":"{session.sid}",'.encode() + self._open[1:]
 
     async def _poll(self, session: Session, send: Send, cors: list[tuple[bytes, bytes]]) -> None:
         if session.polling:  # two GETs at once: the reference server ends the session
@@ -279,7 +282,7 @@ class EngineServer:
             session.polling = False
         self.stats.polls += 1
         self.stats.packets_out += len(packets)
-        await _respond(send, 200, SEPARATOR.join(packets or [NOOP]).encode(), cors, text=True)
+        await _respond(send, 200, b"\x1e".join(packets or [_NOOP]), cors, text=True)
 
     async def _post(
         self,
@@ -340,12 +343,13 @@ class EngineServer:
         await send({"type": "websocket.accept"})
         if session is None:
             session = self._open_session(app_id, query, "websocket")
-            await send({"type": "websocket.send", "text": self._handshake(session)})
+            await send({"type": "websocket.send", "text": self._handshake(session).decode()})
         elif not await self._upgrade(session, receive, send):
             return
         reader = asyncio.create_task(self._read(session, receive))
         try:
-            await self._write(session, send)  # until the session ends
+            many = SEND_MANY in scope.get("extensions", {})
+            await self._write(session, send, many=many)  # until the session ends
         finally:
             reader.cancel()
 
@@ -387,9 +391,11 @@ class EngineServer:
             else:
                 await session.received(text)
 
-    async def _write(self, session: Session, send: Send) -> None:
+    async def _write(self, session: Session, send: Send, *, many: bool) -> None:
         """Send what is due until the session ends, then close the websocket (a client that
-        leaves the buffer full for `slow_consumer_timeout` is closed with 4008)."""
+        leaves the buffer full for `slow_consumer_timeout` is closed with 4008). With
+        uvicorn's `send_many` extension (transports.uvicorn_ws) all that is due goes in
+        one write; else frame by frame."""
         stats = self.stats
         timeout = self.slow_consumer_timeout
         try:
@@ -398,9 +404,12 @@ class EngineServer:
                 if not packets:
                     break
                 stats.packets_out += len(packets)
-                async with asyncio.timeout(timeout):
-                    for packet in packets:  # uvicorn's send waits while the buffer is full
-                        await send({"type": "websocket.send", "text": packet})
+                async with asyncio.timeout(timeout):  # the sends wait while the buffer is full
+                    if many:
+                        await send({"type": SEND_MANY, "frames": packets})
+                    else:
+                        for packet in packets:
+                            await send({"type": "websocket.send", "text": packet.decode()})
                 if session.closed is not None and not session.control:
                     break
         except TimeoutError:

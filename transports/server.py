@@ -31,6 +31,7 @@ from broker.polling import PollingSubscriptions
 from broker.push_templates import PushTemplates, check_template, from_config
 from broker.ratelimit import RateLimiter
 from broker.stores import SqliteStore
+from transports import uvicorn_ws
 from transports.backendless_rt import RealtimeServer
 from transports.config import AppSettings, Config
 from transports.metrics import Metrics
@@ -181,7 +182,7 @@ async def serve(
                 server_header=False,
                 # socket.io's websockets: encode-once means no per-socket compression, and
                 # engine.io has its own heartbeat.
-                ws="websockets-sansio",
+                ws=uvicorn_ws.PROTOCOL,
                 ws_per_message_deflate=False,
                 ws_max_size=config.realtime.max_payload,
                 ws_ping_interval=None,

@@ -57,6 +57,7 @@ from transports.ws_frames import (
     error_event,
     messages_prefix,
     status_event,
+    text_frame_header,
 )
 
 log = logging.getLogger("tidings.websocket")
@@ -517,12 +518,10 @@ class _Connection:
             await ws.send(frame, text=True)  # raises the right ConnectionClosed
             return
         size = len(frame)
-        if size < 126:
-            ws.transport.write(bytes((0x81, size)) + frame)
-        elif size < 65_536:
-            ws.transport.write(b"\x81\x7e" + size.to_bytes(2, "big") + frame)
+        if size < 65_536:
+            ws.transport.write(text_frame_header(size) + frame)
         else:
-            ws.transport.writelines((b"\x81\x7f" + size.to_bytes(8, "big"), frame))
+            ws.transport.writelines((text_frame_header(size), frame))
         if ws.paused:  # over the write limit: wait for the client to read
             try:
                 async with asyncio.timeout(self.settings.slow_consumer_timeout):

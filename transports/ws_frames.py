@@ -198,3 +198,12 @@ def messages_prefix(subscription: str) -> bytes:
 
 
 MESSAGES_END = b"]}"
+
+
+def text_frame_header(size: int) -> bytes:
+    """The header of an unmasked (server) text frame of `size` bytes, final, uncompressed."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65_536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")

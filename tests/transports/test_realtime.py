@@ -25,6 +25,7 @@ from broker.stores import SqliteStore
 from tests.transports.live_server import API_KEY as LIVE_KEY
 from tests.transports.live_server import APP_ID as LIVE_APP
 from tests.transports.live_server import live_server
+from transports import uvicorn_ws
 from transports.backendless_rt import RealtimeServer, parse_packet, realtime_server
 from transports.config import WebsocketSettings
 from transports.encode_once import EncodeOnce
@@ -198,6 +199,18 @@ async def test_polling_upgrades_and_listeners_get_messages_in_the_backendless_sh
         assert (await peer.messages("tokyo", 1))[0]["message"] == "last"
         assert [d["message"] for d in await peer.messages("all", 1)] == ["last"]
         assert not [e for e in peer.events if e[0] == "SUB_RES"]  # no osaka for tokyo
+
+
+async def test_without_uvicorn_s_batching_the_frames_go_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(uvicorn_ws, "PROTOCOL", "websockets-sansio")  # plain ASGI sends
+    async with running() as (broker, _, url), client(url) as peer:
+        assert (await peer.listen("s"))["event"] == "SUB_READY"
+        for number in range(20):
+            await broker.publish("news", number)
+        assert [m["message"] for m in await peer.messages("s", 20)] == list(range(20))
+        assert peer.sio.transport() == "websocket"
 
 
 async def test_long_polling_alone_delivers_too() -> None:
@@ -703,9 +716,9 @@ async def test_shutdown_ends_every_session() -> None:
 async def test_each_message_is_encoded_once_for_every_socket() -> None:
     encoded: list[str] = []
 
-    def encode(message: Any) -> str:
+    def encode(message: Any) -> bytes:
         encoded.append(message.message_id)
-        return json.dumps({"m": message.message})
+        return json.dumps({"m": message.message}).encode()
 
     async with running() as (broker, server, url):
         server.wire = EncodeOnce(encode)
