@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Iterable
 
 import anyio
-from anyio.lowlevel import checkpoint
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from broker._clock import Clock, sleeper_for
 from broker._errors import SchedulerFullError
@@ -134,6 +134,9 @@ class Scheduler:
                 self._sleep = None
                 self._sleeping_until = -math.inf
                 continue
+            # Closing: what is due stays scheduled in the store, for the next start's
+            # subscribers, rather than being released while they are already gone.
+            await checkpoint_if_cancelled()
             async with self._lock:
                 batch = wheel.advance(self._clock() * 1000, self._batch_size)
                 if batch:
