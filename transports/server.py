@@ -179,6 +179,9 @@ async def serve(
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=10,
+                # Longer than clients keep idle connections (Node's agent: 5 s, like
+                # uvicorn's default), so a client never reuses one the server is closing.
+                timeout_keep_alive=75,
                 server_header=False,
                 # socket.io's websockets: encode-once means no per-socket compression, and
                 # engine.io has its own heartbeat.
