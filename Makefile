@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean browser nats
+.PHONY: install run test lint bench clean browser nats node e2e
 
 # System packages come from Debian (apt-get), installed here when missing, never by hand only.
 APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
@@ -29,7 +29,20 @@ browser:
 nats:
 	@command -v nats-server >/dev/null 2>&1 || ($(APT_INSTALL) nats-server)
 
-test: install browser nats
+# Node runs the official Backendless JS SDK against the server (tests/transports/test_sdk_realtime.py).
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || ($(APT_INSTALL) nodejs npm)
+
+# The SDK, pinned by tests/e2e/package-lock.json; `npm ci` again only when the lock file changes
+# (npm ci writes node_modules/.package-lock.json).
+E2E := tests/e2e
+e2e: $(E2E)/node_modules/.package-lock.json
+
+$(E2E)/node_modules/.package-lock.json: $(E2E)/package-lock.json | node
+	cd $(E2E) && npm ci --no-audit --no-fund
+	touch $@
+
+test: install browser nats e2e
 	$(BIN)/python -m pytest -q --cov=broker --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 lint: install
@@ -45,6 +58,7 @@ bench: install nats
 	$(BIN)/python benchmarks/timers.py
 	$(BIN)/python benchmarks/rest_publish.py
 	$(BIN)/python benchmarks/ws_fanout.py
+	$(BIN)/python benchmarks/socketio_fanout.py
 	$(BIN)/python benchmarks/push_outbox.py
 
 clean:

@@ -99,6 +99,11 @@ EXPECTED = {
         "ratios": {"tidings / naive", "tidings / nats"},
         "metric_of": {"idle": "bytes_per_connection"},
     },
+    "socketio_fanout": {
+        "contenders": {"socketio", "native", "python-socketio"},
+        "metric": "deliveries_per_s",
+        "ratios": {"socketio / native", "socketio / python-socketio"},
+    },
     "timers": {
         "contenders": {
             "delay_publish",
