@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 import uvicorn
 
-from broker import Broker, BrokerError, SlowConsumerError, Subscription
+from broker import Broker, BrokerError, Message, SlowConsumerError, Subscription
 from broker.accounts import Accounts
 from broker.permissions import Permission, Permissions
 from transports import uvicorn_ws
@@ -54,6 +54,7 @@ from transports.engineio import (
 )
 from transports.websocket import BrokerEndpoint, Endpoint, bind
 from transports.wire import wire_message
+from transports.ws_frames import text_frame_header
 
 log = logging.getLogger("tidings.realtime")
 
@@ -64,6 +65,7 @@ _DIGITS = frozenset("0123456789")
 _DROPPED = frozenset({"transport close", "ping timeout", "client close"})
 _NO_TOKEN = frozenset({"", "null", "undefined"})  # how the SDK says "logged out"
 _encode = msgspec.json.Encoder().encode
+BATCH_ENTRIES = 16_384  # framed batches kept for the listeners that have yet to write them
 
 
 class RealtimeStatistics(msgspec.Struct):
@@ -74,6 +76,7 @@ class RealtimeStatistics(msgspec.Struct):
     resumed: int = 0  # listeners handed back to a reconnecting client
     slow_consumers: int = 0  # connections closed because a listener overflowed (5051)
     ignored: int = 0  # packets or events not understood, dropped
+    deliveries: int = 0  # SUB_RES messages sent
 
 
 class _Request(msgspec.Struct):
@@ -93,7 +96,7 @@ class _Listener:
     """One client subscription id: a channel connect (no broker subscription) or a
     message listener."""
 
-    __slots__ = ("channel", "prefix", "selector", "sub")
+    __slots__ = ("channel", "group", "prefix", "selector", "sub")
 
     def __init__(
         self,
@@ -106,6 +109,7 @@ class _Listener:
         self.channel = channel
         self.selector = selector
         self.sub: Subscription | None = sub
+        self.group = (channel, sub.selector if sub is not None else None)  # the broker's
         # The whole engine.io packet but the message and the closing "}]".
         self.prefix = (
             f'{MESSAGE}{EVENT}{namespace},["SUB_RES",{{"id":{_json(sub_id)},"data":'.encode()
@@ -134,6 +138,10 @@ def parse_packet(data: str) -> tuple[str, str, Any]:
 
 def _json(value: Any) -> str:
     return _encode(value).decode()
+
+
+def _framed(packet: bytes) -> bytes:
+    return text_frame_header(len(packet)) + packet
 
 
 def _event(namespace: str, name: str, data: dict[str, Any]) -> bytes:
@@ -176,11 +184,39 @@ class RealtimeServer:
         self.stats = RealtimeStatistics()
         self.port = 0  # set by realtime_server
         self.wire = EncodeOnce(lambda m: _encode(wire_message(m)))
+        self._batches: dict[tuple[Any, int, int, int], tuple[Message, Message, list[bytes]]] = {}
         self.connections: set[Connection] = set()
         self._per_key: dict[str, int] = {}
         # Dropped clients' listeners by (app id, API key, clientId), oldest first.
         self._parked: OrderedDict[tuple[str, str, str], dict[str, _Listener]] = OrderedDict()
         self._expiry: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
+
+    def framed(
+        self, group: tuple[str, str | None], messages: list[Message], prefix: bytes
+    ) -> bytes:
+        """The SUB_RES frames of `messages` for one listener: `prefix.join(pieces)`, where
+        the pieces (frame headers and encoded messages) are built once per batch.
+        Listeners of one (channel, selector) take the same slices of one log, so a
+        batch is known by its two ends; the headers depend only on the prefix's length,
+        which the SDK's ids share."""
+        first, last = messages[0], messages[-1]
+        size = len(prefix)
+        key = (group, id(first), id(last), size)
+        entry = self._batches.get(key)
+        if entry is None:
+            wire = self.wire
+            pieces: list[bytes] = []
+            tail = b""
+            for message in messages:
+                body = wire(message) + b"}]"
+                pieces.append(tail + text_frame_header(size + len(body)))
+                tail = body
+            pieces.append(tail)
+            if len(self._batches) >= BATCH_ENTRIES:
+                self._batches.clear()
+            # The entry holds both ends, so neither id() can be reused while it is cached.
+            entry = self._batches[key] = (first, last, pieces)
+        return prefix.join(entry[2])
 
     def _connection(self, session: Session, app_id: str, query: Mapping[str, str]) -> Connection:
         return Connection(self, session, app_id, query)
@@ -331,12 +367,16 @@ class Connection:
         else:
             self.server.stats.ignored += 1  # an ack: the server asks for none
 
-    def due(self) -> list[bytes]:
+    def due(self, framed: bool) -> list[bytes]:
         packets = self.replies
         self.replies = []
-        limit = self.server.limits.max_batch
-        wire = self.server.wire
-        for sub_id, listener in list(self.listeners.items()):
+        if framed:
+            packets = [_framed(p) for p in packets]
+        server = self.server
+        limit = server.limits.max_batch
+        wire = server.wire
+        ended: list[str] = []
+        for sub_id, listener in self.listeners.items():
             sub = listener.sub
             if sub is None:
                 continue
@@ -346,13 +386,19 @@ class Connection:
                 raise SessionClosed(reason, 4008)
             messages = sub.take(limit)
             if messages:
+                server.stats.deliveries += len(messages)
                 prefix = listener.prefix
-                packets += [prefix + wire(m) + b"}]" for m in messages]
+                if framed:
+                    packets.append(server.framed(listener.group, messages, prefix))
+                else:
+                    packets += [prefix + wire(m) + b"}]" for m in messages]
             elif sub.closed:  # the channel was deleted
-                del self.listeners[sub_id]
-                self.server.drop(listener)
+                ended.append(sub_id)
                 error = sub.error or BrokerError(5010, "the subscription ended")
-                packets.append(self._refusal("SUB_RES", sub_id, error))
+                refusal = self._refusal("SUB_RES", sub_id, error)
+                packets.append(_framed(refusal) if framed else refusal)
+        for sub_id in ended:
+            server.drop(self.listeners.pop(sub_id))
         return packets
 
     def arm(self, notify: Callable[[], None]) -> bool:

@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from transports.uvicorn_ws import SEND_MANY
+from transports.uvicorn_ws import WRITE
+from transports.ws_frames import text_frame_header
 
 log = logging.getLogger("tidings.engineio")
 
@@ -71,9 +72,10 @@ class Handler(Protocol):
     async def received(self, data: str) -> None:
         """A message packet's payload, in order; may raise SessionClosed."""
 
-    def due(self) -> list[bytes]:
-        """Every packet due to the client now (complete packets, UTF-8: b"4..."); may
-        raise SessionClosed."""
+    def due(self, framed: bool) -> list[bytes]:
+        """Every packet due to the client now (complete packets, UTF-8: b"4..."), or with
+        `framed` the same as websocket text frames (any number per item); may raise
+        SessionClosed."""
 
     def arm(self, notify: Callable[[], None]) -> bool:
         """Have `notify` called once something is due; True if something already is."""
@@ -108,22 +110,24 @@ class Session:
     def wake(self) -> None:
         self.ready.set()
 
-    async def next_packets(self, *, polling: bool = False) -> list[bytes]:
-        """Wait until something is due, then take all of it ([] once closed). A GET that
-        comes, or is waiting, while the session upgrades gets a noop: the client's
-        polling must end before the websocket takes over."""
+    async def next_packets(self, *, polling: bool = False, framed: bool = False) -> list[bytes]:
+        """Wait until something is due, then take all of it ([] once closed), as packets
+        or (`framed`) websocket frames. A GET that comes, or is waiting, while the session
+        upgrades gets a noop: the client's polling must end before the websocket takes
+        over."""
         ready = self.ready
         handler = self.handler
         assert handler is not None
         while True:
             if polling and (self.upgrading or self.transport != "polling"):
                 return [_NOOP]
-            if self.closed is not None:
-                packets, self.control = self.control, []
-                return packets
             packets, self.control = self.control, []
+            if framed:
+                packets = [text_frame_header(len(p)) + p for p in packets]
+            if self.closed is not None:
+                return packets
             try:
-                packets += handler.due()
+                packets += handler.due(framed)
             except SessionClosed as closing:
                 self.close(closing)
                 continue
@@ -187,7 +191,7 @@ class EngineStatistics(msgspec.Struct):
     upgrades: int = 0  # sessions moved from polling to a websocket
     polls: int = 0  # long-polling GETs answered
     packets_in: int = 0  # message packets received
-    packets_out: int = 0  # packets sent
+    writes: int = 0  # websocket writes (or frames, without uvicorn_ws) and polling answers
     slow_consumers: int = 0  # sessions closed because the client did not read
 
 
@@ -281,7 +285,7 @@ class EngineServer:
         finally:
             session.polling = False
         self.stats.polls += 1
-        self.stats.packets_out += len(packets)
+        self.stats.writes += 1
         await _respond(send, 200, b"\x1e".join(packets or [_NOOP]), cors, text=True)
 
     async def _post(
@@ -348,8 +352,12 @@ class EngineServer:
             return
         reader = asyncio.create_task(self._read(session, receive))
         try:
-            many = SEND_MANY in scope.get("extensions", {})
-            await self._write(session, send, many=many)  # until the session ends
+            frames = scope.get("extensions", {}).get(WRITE)  # transports.uvicorn_ws
+            if frames is not None:
+                await self._write_frames(session, send, frames["writable"])
+            else:
+                await self._write(session, send)  # until the session ends
+            await self._close(session, send)
         finally:
             reader.cancel()
 
@@ -391,35 +399,58 @@ class EngineServer:
             else:
                 await session.received(text)
 
-    async def _write(self, session: Session, send: Send, *, many: bool) -> None:
-        """Send what is due until the session ends, then close the websocket (a client that
-        leaves the buffer full for `slow_consumer_timeout` is closed with 4008). With
-        uvicorn's `send_many` extension (transports.uvicorn_ws) all that is due goes in
-        one write; else frame by frame."""
+    async def _write_frames(self, session: Session, send: Send, writable: asyncio.Event) -> None:
+        """Send what is due until the session ends, all of it in one write, framed by the
+        handler (uvicorn's `tidings.websocket.write` extension). A client that leaves the
+        buffer full for `slow_consumer_timeout` is closed with 4008."""
         stats = self.stats
-        timeout = self.slow_consumer_timeout
+        try:
+            while True:
+                frames = await session.next_packets(framed=True)
+                if not frames:
+                    return
+                if not writable.is_set():
+                    async with asyncio.timeout(self.slow_consumer_timeout):
+                        await writable.wait()
+                stats.writes += 1
+                await send({"type": WRITE, "bytes": b"".join(frames)})
+                if session.closed is not None and not session.control:
+                    return
+        except TimeoutError:
+            self._slow(session)
+        except OSError:  # the client is gone (uvicorn's ClientDisconnected)
+            session.close(SessionClosed("transport close", 1001))
+
+    async def _write(self, session: Session, send: Send) -> None:
+        """Without the extension: frame by frame, each send waiting while the buffer is
+        full."""
+        stats = self.stats
         try:
             while True:
                 packets = await session.next_packets()
                 if not packets:
-                    break
-                stats.packets_out += len(packets)
-                async with asyncio.timeout(timeout):  # the sends wait while the buffer is full
-                    if many:
-                        await send({"type": SEND_MANY, "frames": packets})
-                    else:
-                        for packet in packets:
-                            await send({"type": "websocket.send", "text": packet.decode()})
+                    return
+                stats.writes += len(packets)
+                async with asyncio.timeout(self.slow_consumer_timeout):
+                    for packet in packets:
+                        await send({"type": "websocket.send", "text": packet.decode()})
                 if session.closed is not None and not session.control:
-                    break
+                    return
         except TimeoutError:
-            stats.slow_consumers += 1
-            reason = "5051 slow consumer: the client did not read"
-            session.close(SessionClosed(reason, SLOW_CONSUMER))
-        except OSError:  # the client is gone (uvicorn's ClientDisconnected)
+            self._slow(session)
+        except OSError:
             session.close(SessionClosed("transport close", 1001))
-            return
+
+    def _slow(self, session: Session) -> None:
+        self.stats.slow_consumers += 1
+        reason = "5051 slow consumer: the client did not read"
+        session.close(SessionClosed(reason, SLOW_CONSUMER))
+
+    async def _close(self, session: Session, send: Send) -> None:
+        """Close the websocket after the session ended, with its code where it has one."""
         closing = session.closed
+        if closing is not None and closing.reason == "transport close":
+            return
         code = closing.code if closing is not None and closing.code >= 4000 else 1000
         reason = closing.reason[:120] if closing is not None else ""
         # A stuck client never frees the buffer: returning closes the transport anyway.

@@ -85,6 +85,7 @@ class _RealtimeCollector(Collector):
             ("resumed", "socket.io listeners handed back to a reconnecting client"),
             ("slow_consumers", "socket.io connections closed as slow consumers (5051)"),
             ("ignored", "socket.io packets or events not understood"),
+            ("deliveries", "socket.io SUB_RES messages sent"),
         ):
             yield CounterMetricFamily(f"tidings_rt_{name}", help_text, value=getattr(rt, name))
         for name, help_text in (
@@ -92,7 +93,7 @@ class _RealtimeCollector(Collector):
             ("upgrades", "engine.io sessions upgraded to a websocket"),
             ("polls", "engine.io long-polling GETs answered"),
             ("packets_in", "engine.io message packets received"),
-            ("packets_out", "engine.io packets sent"),
+            ("writes", "engine.io websocket writes and polling answers"),
         ):
             yield CounterMetricFamily(
                 f"tidings_rt_engine_{name}", help_text, value=getattr(engine, name)

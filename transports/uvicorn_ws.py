@@ -1,23 +1,23 @@
-"""uvicorn's websocket protocol, plus one ASGI extension: many text frames in one write.
+"""uvicorn's websocket protocol, plus one ASGI extension: writing frames the app built.
 
 ASGI sends one websocket message per `send`, and uvicorn writes each to the
 socket on its own: a dict, a coroutine, the `websockets` frame machinery and
 a write per message. Engine.IO allows one packet per frame, so a socket.io
 delivery is a frame, and that per-frame cost was most of the endpoint's
-(docs/realtime.md). With the extension `tidings.websocket.send_many` in the
-scope, the app sends `{"type": "tidings.websocket.send_many", "frames": [bytes,
-...]}` (UTF-8 text) and they go out as text frames in one transport write,
-after the same wait for a writable transport as uvicorn's own send. Without
-it (another ASGI server, another uvicorn) the app sends frame by frame.
+(docs/realtime.md). With the extension `tidings.websocket.write` in the scope,
+the app sends `{"type": "tidings.websocket.write", "bytes": <frames>}`: server
+text frames it framed itself (`ws_frames.text_frame_header`), written as they
+are in one transport write. The extension's `writable` is uvicorn's own
+event, set while the transport takes writes, so the app waits (and times a
+slow client) only when it is not. Without the extension (another ASGI server,
+another uvicorn) the app sends frame by frame.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from transports.ws_frames import text_frame_header
-
-SEND_MANY = "tidings.websocket.send_many"
+WRITE = "tidings.websocket.write"
 
 try:
     from uvicorn.protocols.utils import ClientDisconnected
@@ -26,24 +26,19 @@ except ImportError:  # pragma: no cover -- an uvicorn without it: frame by frame
     PROTOCOL: Any = "websockets-sansio"
 else:
 
-    class _BatchingProtocol(WebSocketsSansIOProtocol):
+    class _FramesProtocol(WebSocketsSansIOProtocol):
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
             scope = getattr(self, "scope", None)
             if scope is not None:  # None: the handshake was refused
-                scope["extensions"][SEND_MANY] = {}
+                scope["extensions"][WRITE] = {"writable": self.writable}
 
         async def send(self, message: Any) -> None:
-            if message["type"] != SEND_MANY:
+            if message["type"] != WRITE:
                 await super().send(message)
                 return
-            await self.writable.wait()
             if self.disconnected or self.close_sent:
                 raise ClientDisconnected()
-            parts: list[bytes] = []
-            for frame in message["frames"]:
-                parts.append(text_frame_header(len(frame)))
-                parts.append(frame)
-            self.transport.write(b"".join(parts))
+            self.transport.write(message["bytes"])
 
-    PROTOCOL = _BatchingProtocol
+    PROTOCOL = _FramesProtocol

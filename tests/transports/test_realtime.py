@@ -768,3 +768,18 @@ async def test_tidings_serve_has_socket_io_beside_the_rest_api(tmp_path: Path) -
             assert await anyio.to_thread.run_sync(server.stop) == 0
             assert time.monotonic() - started < 5
             assert (await polling).text == "1"
+
+
+async def test_batches_framed_once_fit_every_listener_s_id() -> None:
+    # Frames are built once per batch and prefix length: ids of other lengths, and
+    # selectors whose batches share both ends, must still get exactly their own messages.
+    async with running() as (broker, server, url), client(url) as one, client(url) as two:
+        await one.listen("a")
+        await two.listen("a-much-longer-id")
+        await two.listen("b", selector="n <> 1")
+        for number in range(3):
+            await broker.publish("news", number, headers={"n": number})
+        assert [m["message"] for m in await one.messages("a", 3)] == [0, 1, 2]
+        assert [m["message"] for m in await two.messages("a-much-longer-id", 3)] == [0, 1, 2]
+        assert [m["message"] for m in await two.messages("b", 2)] == [0, 2]
+        assert server.stats.deliveries == 8
