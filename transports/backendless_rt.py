@@ -29,7 +29,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -52,6 +52,7 @@ from transports.engineio import (
     Session,
     SessionClosed,
 )
+from transports.live_connections import PerKeyCount, users_watched
 from transports.websocket import BrokerEndpoint, Endpoint, bind
 from transports.wire import wire_message
 from transports.ws_frames import text_frame_header
@@ -186,7 +187,7 @@ class RealtimeServer:
         self.wire = EncodeOnce(lambda m: _encode(wire_message(m)))
         self._batches: dict[tuple[Any, int, int, int], tuple[Message, Message, list[bytes]]] = {}
         self.connections: set[Connection] = set()
-        self._per_key: dict[str, int] = {}
+        self._per_key = PerKeyCount()
         # Dropped clients' listeners by (app id, API key, clientId), oldest first.
         self._parked: OrderedDict[tuple[str, str, str], dict[str, _Listener]] = OrderedDict()
         self._expiry: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
@@ -228,15 +229,12 @@ class RealtimeServer:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[RealtimeServer]:
-        async with AsyncExitStack() as stack:
-            for app in self.apps.values():
-                if app.accounts is not None:
-                    stack.callback(app.accounts.watch(self._users_changed))
-            revalidate = asyncio.create_task(self._revalidate_periodically())
+        async with users_watched(
+            self.apps.values(), self.connections, self.limits.revalidate_every
+        ):
             try:
                 yield self
             finally:
-                revalidate.cancel()
                 self.close()
 
     def close(self) -> None:
@@ -248,17 +246,11 @@ class RealtimeServer:
     # -- connections per API key, as for native websockets ---------------------------------------
 
     def admit(self, api_key: str) -> None:
-        count = self._per_key.get(api_key, 0)
-        if count >= self.limits.max_connections_per_key:
+        if not self._per_key.take(api_key, self.limits.max_connections_per_key):
             raise BrokerError(999, "too many connections for this API key")
-        self._per_key[api_key] = count + 1
 
     def release(self, api_key: str) -> None:
-        count = self._per_key[api_key] - 1
-        if count:
-            self._per_key[api_key] = count
-        else:
-            del self._per_key[api_key]
+        self._per_key.give_back(api_key)
 
     # -- listeners waiting for their client to come back -----------------------------------------
 
@@ -286,18 +278,6 @@ class RealtimeServer:
             listener.sub.close()
             listener.sub = None
             self.stats.subscriptions -= 1
-
-    # -- users changing under live connections ---------------------------------------------------
-
-    def _users_changed(self) -> None:
-        for connection in list(self.connections):
-            if connection.user_token is not None:
-                connection.revalidate_soon()
-
-    async def _revalidate_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.limits.revalidate_every)
-            self._users_changed()
 
 
 class _Router:

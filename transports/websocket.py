@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -32,6 +32,7 @@ from broker.permissions import Permission, Permissions
 from transports.app_keys import ANONYMOUS, find_app, find_user
 from transports.config import WebsocketSettings
 from transports.encode_once import EncodeOnce
+from transports.live_connections import PerKeyCount, users_watched
 from transports.publishing import publish_message
 from transports.ws_frames import (
     MESSAGES_END,
@@ -152,7 +153,7 @@ class WebsocketServer:
         )
         self.settings = settings or WebsocketSettings()
         self.stats = WebsocketStatistics()
-        self._per_key: dict[str, int] = {}
+        self._per_key = PerKeyCount()
         self._connections: set[_Connection] = set()
         self.wire = EncodeOnce(encode_message, entries=WIRE_CACHE_ENTRIES, size=WIRE_CACHE_BYTES)
         self._batches: dict[tuple[tuple[str, str], int, int], tuple[Message, Message, bytes]] = {}
@@ -179,17 +180,11 @@ class WebsocketServer:
         return data
 
     def admit(self, api_key: str) -> None:
-        count = self._per_key.get(api_key, 0)
-        if count >= self.settings.max_connections_per_key:
+        if not self._per_key.take(api_key, self.settings.max_connections_per_key):
             raise _Closing(TOO_MANY_CONNECTIONS, "999 too many connections for this API key")
-        self._per_key[api_key] = count + 1
 
     def release(self, api_key: str) -> None:
-        count = self._per_key[api_key] - 1
-        if count:
-            self._per_key[api_key] = count
-        else:
-            del self._per_key[api_key]
+        self._per_key.give_back(api_key)
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -198,10 +193,7 @@ class WebsocketServer:
         """Serve on a bound, listening socket until the context exits; then close every
         connection with 1001 ("server shutting down") after what it was writing."""
         settings = self.settings
-        async with AsyncExitStack() as stack:
-            for app in self.apps.values():
-                if app.accounts is not None:
-                    stack.callback(app.accounts.watch(self._users_changed))
+        async with users_watched(self.apps.values(), self._connections, settings.revalidate_every):
             server = await serve(
                 self._handle,
                 sock=sock,
@@ -218,11 +210,9 @@ class WebsocketServer:
                 logger=_connections_log,
             )
             self._server = server
-            revalidate = asyncio.create_task(self._revalidate_periodically())
             try:
                 yield self
             finally:
-                revalidate.cancel()
                 await self._shutdown(server)
 
     async def _shutdown(self, server: Server) -> None:
@@ -247,18 +237,6 @@ class WebsocketServer:
             return
         connection = _Connection(self, ws)
         await connection.run()
-
-    # -- users changing under live connections ----------------------------------------------------
-
-    def _users_changed(self) -> None:
-        for connection in list(self._connections):
-            if connection.user_token is not None:
-                connection.revalidate_soon()
-
-    async def _revalidate_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.revalidate_every)
-            self._users_changed()
 
 
 def _select_subprotocol(
